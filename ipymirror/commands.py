@@ -1,0 +1,157 @@
+"""Wiring for the commands: a transport, the pipeline, and one frontend each."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from argparse import Namespace
+from typing import Any
+
+from .errors import ExitStatus
+from .events import Peer
+from .kernel import KernelLink, default_username, resolve_connection_file
+from .mirror import Mirror
+from .render import Renderer
+from .screen import Screen
+
+__all__ = ["run_console", "run_watch"]
+
+HEARTBEAT_PERIOD = 2.0  # seconds between heartbeat checks (liveness, not messages)
+
+
+def use_color(args: Namespace, stream: Any) -> bool:
+    if getattr(args, "no_color", False) or os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def terminal_width(stream: Any) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 80
+
+
+async def open_link(args: Namespace) -> KernelLink:
+    """Join ``--existing`` (or start a kernel) and set up the client identity."""
+    username = args.name or default_username()
+    if args.existing is not None or getattr(args, "join_only", False):
+        path = resolve_connection_file(args.existing or None)
+        return KernelLink.join(path, username, ssh=args.ssh)
+    return await KernelLink.start(args.kernel, username)
+
+
+def make_mirror(link: KernelLink, args: Namespace, stream: Any) -> Mirror:
+    renderer = Renderer(
+        width=terminal_width(stream) - 2, color=use_color(args, stream), language=link.language
+    )
+    screen = Screen(stream, notice=renderer.notice)
+    return Mirror(renderer, screen, me=link.session_id)
+
+
+async def heartbeat(link: KernelLink, mirror: Mirror, dead: asyncio.Event) -> None:
+    """Announce once when the kernel stops answering, and once when it is back."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_PERIOD)
+        beating = link.is_beating()
+        if not beating and not dead.is_set():
+            dead.set()
+            mirror.room.set_state("dead")
+            mirror.notice("the kernel stopped answering (no heartbeat)")
+        elif beating and dead.is_set():
+            dead.clear()
+            mirror.room.set_state("idle")
+            mirror.notice("the kernel is answering again")
+
+
+def _describe(link: KernelLink) -> str:
+    info = link.kernel_info.get("language_info") or {}
+    lang = info.get("name", "?") if isinstance(info, dict) else "?"
+    impl = link.kernel_info.get("implementation", "")
+    return f"{lang} kernel" + (f" ({impl})" if impl else "")
+
+
+def _on_signals(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], *, sigint: bool = False
+) -> None:
+    """Resolve ``future`` on SIGTERM/SIGHUP (and SIGINT when no app handles Ctrl-C)."""
+
+    def stop() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, *([signal.SIGINT] if sigint else [])):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)
+
+
+async def run_console(args: Namespace) -> ExitStatus:
+    from jupyter_core.paths import jupyter_data_dir
+
+    from .console import Console
+
+    link = await open_link(args)
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        await link.connect(args.timeout)
+        stream = sys.stdout
+        mirror = make_mirror(link, args, stream)
+        me = Peer(link.session_id, link.client.session.username)
+        history = os.path.join(jupyter_data_dir(), "ipymirror", "history")
+        console = Console(link, mirror, me, history)
+        mirror.listeners.append(console.on_event)
+        if link.manager is not None:
+            mirror.notice(
+                f"started a {_describe(link)}; peers join with: "
+                f"ipymirror --existing {link.where}  (jupyter console --existing works too)"
+            )
+        else:
+            mirror.notice(f"joined the {_describe(link)} of {link.where} as {me.label}")
+        tasks.append(asyncio.ensure_future(mirror.run(link.iopub_batches())))
+        tasks.append(asyncio.ensure_future(heartbeat(link, mirror, console.dead)))
+        ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        _on_signals(asyncio.get_running_loop(), ended)
+        run = asyncio.ensure_future(console.run())
+        await asyncio.wait([run, ended], return_when=asyncio.FIRST_COMPLETED)
+        if not run.done():
+            run.cancel()
+        mirror.screen.flush_now()
+        if link.bad_signatures:
+            mirror.notice(f"{link.bad_signatures} messages had a bad signature and were ignored")
+            mirror.screen.flush_now()
+        return ExitStatus.OK
+    finally:
+        for task in tasks:
+            task.cancel()
+        await link.close()
+
+
+async def run_watch(args: Namespace) -> ExitStatus:
+    from .watch import Watch
+
+    args.join_only = True
+    link = await open_link(args)
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        await link.connect(args.timeout, stdin=False, control=False)
+        stream = sys.stdout
+        mirror = make_mirror(link, args, stream)
+        interactive = stream.isatty() and sys.stdin.isatty()
+        if interactive:
+            mirror.notice(f"watching the {_describe(link)} of {link.where} (read-only)")
+        tasks.append(asyncio.ensure_future(mirror.run(link.iopub_batches())))
+        tasks.append(asyncio.ensure_future(heartbeat(link, mirror, asyncio.Event())))
+        ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        _on_signals(asyncio.get_running_loop(), ended, sigint=not interactive)
+        await Watch(mirror, interactive=interactive).run(ended)
+        mirror.transcript.finish_all()
+        mirror.flush()
+        mirror.screen.flush_now()
+        return ExitStatus.OK
+    finally:
+        for task in tasks:
+            task.cancel()
+        await link.close(shutdown=False)

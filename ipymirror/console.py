@@ -1,0 +1,297 @@
+"""The interactive console: your prompt at the bottom, everyone's cells above it.
+
+The prompt is a prompt_toolkit ``PromptSession`` whose message carries the
+live region (progress bars, live displays) and whose bottom toolbar is the
+status line; committed peer output is written above it by :class:`Screen`,
+which erases and redraws the prompt around each frame, so a half-typed line
+is never broken.  While your own cell runs, a small "busy" app takes the
+prompt's place: it keeps showing the live region and status, and turns
+Ctrl-C into an interrupt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.application import Application
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import ANSI
+from prompt_toolkit.history import FileHistory, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.layout import HSplit, Layout, Window
+from prompt_toolkit.layout.controls import FormattedTextControl
+from prompt_toolkit.styles import Style
+
+from .events import Event, Peer, Status
+from .kernel import KernelLink
+from .mirror import Mirror
+from .render import RESET
+from .statusline import status_line
+
+__all__ = ["Console"]
+
+STYLE = Style.from_dict({"bottom-toolbar": "noreverse", "bottom-toolbar.text": "noreverse"})
+REQUEST_TIMEOUT = 2.0  # seconds to wait for is_complete / complete replies
+
+
+class KernelCompleter(Completer):
+    """Tab completion from the kernel's ``complete_reply``."""
+
+    def __init__(self, link: KernelLink) -> None:
+        self.link = link
+
+    def get_completions(self, document: Document, complete_event: CompleteEvent):
+        return iter(())  # only the async path is used
+
+    async def get_completions_async(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> AsyncIterator[Completion]:
+        pos = document.cursor_position
+        try:
+            msg_id = self.link.client.complete(document.text, pos)
+            reply = await self.link.request(msg_id, REQUEST_TIMEOUT)
+        except TimeoutError:
+            return
+        content = reply.get("content") or {}
+        start = content.get("cursor_start", pos)
+        start = start if isinstance(start, int) else pos
+        for match in content.get("matches") or []:
+            if isinstance(match, str):
+                yield Completion(match, start_position=start - pos)
+
+
+class Console:
+    """Your prompt on a shared kernel."""
+
+    def __init__(self, link: KernelLink, mirror: Mirror, me: Peer, history: str | None) -> None:
+        self.link = link
+        self.mirror = mirror
+        self.me = me
+        self._stdin_requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        link.on_stdin = self._stdin_requests.put_nowait
+        self._mine_done: dict[str, asyncio.Event] = {}
+        self.dead = asyncio.Event()  # set by the heartbeat watcher
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.session: PromptSession[str] = PromptSession(
+            message=self._message,
+            bottom_toolbar=self._toolbar,
+            multiline=True,
+            key_bindings=self._bindings(),
+            completer=KernelCompleter(link),
+            complete_while_typing=False,
+            history=_history(history),
+            lexer=_lexer(link.language),
+            prompt_continuation=self._continuation,
+            style=STYLE,
+            include_default_pygments_style=False,
+        )
+        self._busy_app = self._make_busy_app()
+
+    def _background(self, coro: Any) -> None:
+        """Run a coroutine from a key binding, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- what the prompt shows ----------------------------------------------
+    def _live_text(self) -> str:
+        lines = self.mirror.transcript.live()
+        if not lines:
+            return ""
+        rows = self.session.app.output.get_size().rows if self.session.app else 24
+        keep = max(3, rows // 3)
+        if len(lines) > keep:
+            hidden = len(lines) - keep + 1
+            notice = self.mirror.renderer.notice(f"… {hidden} more live lines")
+            lines = [notice, *lines[-keep + 1 :]]
+        return "\n".join(lines) + RESET + "\n"
+
+    def _in_prompt(self) -> str:
+        return self.mirror.renderer.paint("\x1b[32m", f"In [{self.mirror.room.next_count()}]: ")
+
+    def _message(self) -> ANSI:
+        if self.session.app.is_done:
+            return ANSI(self._in_prompt())
+        return ANSI(self._live_text() + self._in_prompt())
+
+    def _continuation(self, width: int, line_number: int, wrap_count: int) -> ANSI:
+        return ANSI(self.mirror.renderer.paint("\x1b[32m", "...: ".rjust(width)))
+
+    def _toolbar(self) -> ANSI:
+        return ANSI(status_line(self.mirror.room, self.mirror.renderer, self.me))
+
+    def _bindings(self) -> KeyBindings:
+        kb = KeyBindings()
+
+        @kb.add("enter")
+        def _enter(event: Any) -> None:
+            buf = event.current_buffer
+            if buf.complete_state is not None and buf.complete_state.current_completion:
+                buf.complete_state = None
+                return
+            doc = buf.document
+            if doc.text.strip() and not doc.is_cursor_at_the_end:
+                buf.insert_text("\n")
+                return
+            if not doc.text.strip() or doc.text.endswith("\n"):
+                buf.validate_and_handle()
+                return
+            self._background(self._submit_if_complete(buf))
+
+        @kb.add("escape", "enter")
+        @kb.add("c-j")
+        def _newline(event: Any) -> None:
+            event.current_buffer.insert_text("\n")
+
+        return kb
+
+    async def _submit_if_complete(self, buf: Any) -> None:
+        """Enter: run the cell if the kernel says it is complete, else a new line."""
+        code = buf.text
+        try:
+            reply = await self.link.request(self.link.client.is_complete(code), REQUEST_TIMEOUT)
+            content = reply.get("content") or {}
+        except TimeoutError:
+            content = {"status": "unknown"}
+        if buf.text != code:  # typed on meanwhile: their keystrokes win
+            return
+        if content.get("status") == "incomplete":
+            indent = content.get("indent")
+            buf.insert_text("\n" + (indent if isinstance(indent, str) else ""))
+        else:
+            buf.validate_and_handle()
+
+    # -- running your own cells -----------------------------------------------
+    def _make_busy_app(self) -> Application[None]:
+        kb = KeyBindings()
+
+        @kb.add("<any>")
+        def _ignore(event: Any) -> None:
+            """Keys typed while your cell runs are not sent anywhere."""
+
+        @kb.add("c-c")
+        def _interrupt(event: Any) -> None:
+            self._background(self.link.interrupt())
+
+        body = HSplit(
+            [
+                Window(
+                    FormattedTextControl(lambda: ANSI(self._live_text())), dont_extend_height=True
+                ),
+                Window(FormattedTextControl(self._toolbar), height=1, style="class:bottom-toolbar"),
+            ]
+        )
+        return Application(
+            layout=Layout(body), key_bindings=kb, style=STYLE, erase_when_done=True
+        )
+
+    def on_event(self, ev: Event) -> None:
+        """Pipeline listener: the idle of one of your cells ends its busy phase."""
+        if isinstance(ev, Status) and ev.state == "idle":
+            done = self._mine_done.get(ev.cell)
+            if done is not None:
+                done.set()
+
+    async def _execute(self, code: str) -> None:
+        msg_id = self.link.client.execute(code, allow_stdin=True)
+        done = self._mine_done[msg_id] = asyncio.Event()
+        self.mirror.room.running.setdefault(msg_id, _running(self.me, code))
+        try:
+            while not done.is_set():
+                if self.dead.is_set():
+                    self.mirror.notice("the kernel died while your cell was running")
+                    return
+                waiter = asyncio.ensure_future(
+                    _first(done.wait(), self.dead.wait(), self._stdin_requests.get())
+                )
+                request = await self._run_busy(waiter)
+                if isinstance(request, dict):
+                    await self._answer_input(request)
+        finally:
+            self._mine_done.pop(msg_id, None)
+
+    async def _run_busy(self, waiter: asyncio.Future[Any]) -> Any:
+        app = self._busy_app
+        self.mirror.screen.app = app
+        waiter.add_done_callback(lambda _: app.exit() if app.is_running else None)
+        try:
+            await app.run_async()
+        finally:
+            self.mirror.screen.app = None
+        if not waiter.done():
+            waiter.cancel()
+            return None
+        return waiter.result()
+
+    async def _answer_input(self, request: dict[str, Any]) -> None:
+        content = request.get("content") or {}
+        prompt = self.mirror.renderer.clean(str(content.get("prompt", "")))
+        reader: PromptSession[str] = PromptSession()
+        self.mirror.screen.app = reader.app
+        try:
+            value = await reader.prompt_async(prompt, is_password=bool(content.get("password")))
+        except (EOFError, KeyboardInterrupt):
+            await self.link.interrupt()
+            value = ""
+        finally:
+            self.mirror.screen.app = None
+        self.link.client.input(value)
+
+    # -- the main loop ----------------------------------------------------------
+    async def run(self) -> None:
+        self.session.app.min_redraw_interval = 0.01
+        while True:
+            self.mirror.screen.app = self.session.app
+            try:
+                code = await self.session.prompt_async()
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                return
+            finally:
+                self.mirror.screen.app = None
+            if code.strip():
+                await self._execute(code)
+
+
+def _running(me: Peer, code: str) -> Any:
+    from .room import Running
+
+    return Running(me, None, code.strip().split("\n", 1)[0])
+
+
+async def _first(*aws: Any) -> Any:
+    """The result of whichever awaitable finishes first (a dict wins a tie)."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        results = [t.result() for t in done]
+        return next((r for r in results if isinstance(r, dict)), results[0])
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _history(path: str | None) -> Any:
+    if path is None:
+        return InMemoryHistory()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return FileHistory(path)
+
+
+def _lexer(language: str) -> Callable[..., Any] | None:
+    if not language:
+        return None
+    from prompt_toolkit.lexers import PygmentsLexer
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        return PygmentsLexer(type(get_lexer_by_name(language)))
+    except ClassNotFound:
+        return None

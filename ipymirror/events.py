@@ -1,0 +1,122 @@
+"""Typed events: what happened on the kernel, and who caused it.
+
+A raw Jupyter message never travels past :mod:`ipymirror.protocol`; everything
+downstream (renderer, transcript, status line, recorder) sees these frozen
+dataclasses instead.  Every event carries the :class:`Peer` whose request caused
+it (from ``parent_header.session``) and that request's ``msg_id`` (``cell``), so
+output can be attributed even when no ``execute_input`` was ever broadcast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ClearOutput",
+    "Display",
+    "Error",
+    "Event",
+    "ExecuteInput",
+    "KernelRestart",
+    "Peer",
+    "Result",
+    "Status",
+    "Stream",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A client of the kernel, identified by its session id.
+
+    ``session`` is the requester's ``parent_header.session``; the empty string
+    stands for the kernel itself (messages with no parent).
+    """
+
+    session: str
+    username: str = ""
+
+    @property
+    def tag(self) -> str:
+        """Short, stable tag that tells two sessions of one user apart."""
+        return self.session.replace("-", "")[:4] or "----"
+
+    @property
+    def label(self) -> str:
+        if not self.session:
+            return "kernel"
+        return f"{self.username or 'anonymous'}·{self.tag}"
+
+
+KERNEL = Peer("", "kernel")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base: ``peer`` caused it, ``cell`` is the parent request's msg_id ('' if none)."""
+
+    peer: Peer
+    cell: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteInput(Event):
+    code: str
+    execution_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stream(Event):
+    name: str  # "stdout" or "stderr"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Result(Event):
+    """An ``execute_result``: a MIME bundle shown as ``Out[n]``."""
+
+    data: Mapping[str, Any]
+    execution_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Display(Event):
+    """``display_data`` or, with ``update=True``, ``update_display_data``."""
+
+    data: Mapping[str, Any]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    display_id: str | None = None
+    update: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClearOutput(Event):
+    wait: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Event):
+    ename: str
+    evalue: str
+    traceback: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Event):
+    """Kernel execution state; ``request`` is the parent's msg_type.
+
+    Status covers *every* request (kernel_info, complete, ...), so consumers
+    decide by ``request`` whether it means "a cell is running".
+    """
+
+    state: str
+    request: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KernelRestart(Event):
+    """A ``shutdown_reply`` broadcast on IOPub (``restart`` tells which kind)."""
+
+    restart: bool = False

@@ -1,0 +1,252 @@
+"""The ZMQ transport: find, start or join a kernel; read IOPub; ask and await replies.
+
+Everything here is I/O and lives at the edge.  Lookups, sessions, signatures and
+kernel processes are jupyter_client's; this module only adds what a mirror
+needs on top: batched IOPub reads (one wake-up per burst, not per message),
+replies routed to whoever awaits them by ``msg_id``, bad signatures counted
+instead of raised, and errors turned into one-line :class:`MirrorError`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import zmq
+from jupyter_client import find_connection_file
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.session import new_id
+from jupyter_core.paths import jupyter_runtime_dir
+
+from .errors import ExitStatus, MirrorError
+
+__all__ = ["KernelLink", "resolve_connection_file"]
+
+BATCH = 512  # IOPub messages handled per wake-up, at most
+
+
+def resolve_connection_file(spec: str | None) -> str:
+    """Path of a connection file: a path, a name in the runtime dir, or the newest."""
+    try:
+        if spec is None:
+            return find_connection_file()
+        if os.path.isfile(spec):
+            return os.path.abspath(spec)
+        return find_connection_file(spec)
+    except OSError:
+        where = jupyter_runtime_dir()
+        if spec is None:
+            raise MirrorError(
+                f"no running kernel found in {where} (start one, or pass a connection file)",
+                ExitStatus.CONNECTION_FILE,
+            ) from None
+        raise MirrorError(
+            f"connection file not found: {spec} (looked here and in {where})",
+            ExitStatus.CONNECTION_FILE,
+        ) from None
+
+
+def default_username() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "anonymous"
+
+
+class KernelLink:
+    """One client connection to a kernel, with reply routing and IOPub batches.
+
+    ``manager`` is set when ipymirror started the kernel itself (then it may
+    interrupt it by signal and shuts it down on exit).
+    """
+
+    def __init__(self, client: AsyncKernelClient, manager: Any = None, where: str = "") -> None:
+        self.client = client
+        self.manager = manager
+        self.where = where or client.connection_file
+        self.bad_signatures = 0
+        self.kernel_info: dict[str, Any] = {}
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.on_stdin: Callable[[dict[str, Any]], None] | None = None
+
+    # -- construction ------------------------------------------------------
+    @classmethod
+    def join(cls, connection_file: str, username: str, *, ssh: str | None = None) -> KernelLink:
+        """A client for an existing kernel, from its connection file."""
+        client = AsyncKernelClient(connection_file=connection_file)
+        try:
+            client.load_connection_file()
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise MirrorError(
+                f"cannot read connection file {connection_file}: {reason}",
+                ExitStatus.CONNECTION_FILE,
+            ) from None
+        except Exception as exc:  # traitlets validation of wrong field types
+            raise MirrorError(
+                f"malformed connection file {connection_file}: {exc}", ExitStatus.CONNECTION_FILE
+            ) from None
+        if ssh:
+            _tunnel(client, connection_file, ssh)
+        client.session.username = username
+        return cls(client, where=connection_file)
+
+    @classmethod
+    async def start(cls, kernel_name: str, username: str) -> KernelLink:
+        """Start a kernel of ``kernel_name`` whose connection file peers can join."""
+        from jupyter_client.kernelspec import NoSuchKernel
+        from jupyter_client.manager import AsyncKernelManager
+
+        runtime = jupyter_runtime_dir()
+        os.makedirs(runtime, exist_ok=True)
+        manager = AsyncKernelManager(kernel_name=kernel_name)
+        manager.connection_file = os.path.join(runtime, f"kernel-{os.getpid()}-ipymirror.json")
+        manager.shutdown_wait_time = 3.0
+        try:
+            await manager.start_kernel()
+        except NoSuchKernel:
+            raise MirrorError(
+                f"no such kernelspec: {kernel_name!r} (see `jupyter kernelspec list`)",
+                ExitStatus.KERNELSPEC,
+            ) from None
+        except (OSError, RuntimeError) as exc:
+            raise MirrorError(
+                f"kernel {kernel_name!r} failed to start: {exc}", ExitStatus.KERNELSPEC
+            ) from None
+        client = manager.client()
+        client.session.session = new_id()  # our own identity, not the manager's
+        client.session.username = username
+        return cls(client, manager, manager.connection_file)
+
+    # -- lifecycle ---------------------------------------------------------
+    async def connect(self, timeout: float, *, stdin: bool = True, control: bool = True) -> None:
+        """Open channels and wait for ``kernel_info_reply`` (fails after ``timeout``)."""
+        self.client.start_channels(shell=True, iopub=True, stdin=stdin, hb=True, control=control)
+        self._tasks.append(asyncio.ensure_future(self._route(self.client.shell_channel)))
+        if stdin:
+            self._tasks.append(asyncio.ensure_future(self._route(self.client.stdin_channel)))
+        try:
+            reply = await self.request(self.client.kernel_info(), timeout)
+        except TimeoutError:
+            raise MirrorError(
+                f"kernel did not answer within {timeout:g} s: {self.where}", ExitStatus.UNREACHABLE
+            ) from None
+        self.kernel_info = reply.get("content") or {}
+
+    async def close(self, shutdown: bool | None = None) -> None:
+        """Stop channels; shut the kernel down if we started it (or if asked)."""
+        for task in self._tasks:
+            task.cancel()
+        if shutdown is None:
+            shutdown = self.manager is not None
+        if shutdown and self.manager is not None:
+            with contextlib.suppress(Exception):
+                await self.manager.shutdown_kernel()
+        self.client.stop_channels()
+
+    # -- requests ----------------------------------------------------------
+    @property
+    def session_id(self) -> str:
+        return self.client.session.session
+
+    @property
+    def language(self) -> str:
+        info = self.kernel_info.get("language_info") or {}
+        if not isinstance(info, dict):
+            return ""
+        return str(info.get("pygments_lexer") or info.get("name") or "")
+
+    def expect(self, msg_id: str) -> asyncio.Future[dict[str, Any]]:
+        """A future for the reply (shell, control) to ``msg_id``."""
+        fut = self._waiting.get(msg_id)
+        if fut is None:
+            fut = self._waiting[msg_id] = asyncio.get_running_loop().create_future()
+        return fut
+
+    async def request(self, msg_id: str, timeout: float | None = None) -> dict[str, Any]:
+        try:
+            return await asyncio.wait_for(self.expect(msg_id), timeout)
+        finally:
+            self._waiting.pop(msg_id, None)
+
+    async def interrupt(self) -> None:
+        """Interrupt the kernel: by the manager if ours, else interrupt_request on control."""
+        if self.manager is not None:
+            await self.manager.interrupt_kernel()
+            return
+        msg = self.client.session.msg("interrupt_request", {})
+        self.client.control_channel.send(msg)
+
+    def is_beating(self) -> bool:
+        hb = self.client.hb_channel
+        return hb is None or hb.is_beating()
+
+    async def _route(self, channel: Any) -> None:
+        """Deliver replies on ``channel`` to the futures awaiting them."""
+        while True:
+            msg = await self._recv(channel.socket)
+            if msg is None:
+                continue
+            if msg.get("msg_type") == "input_request":
+                if self.on_stdin is not None:
+                    self.on_stdin(msg)
+                continue
+            parent = (msg.get("parent_header") or {}).get("msg_id")
+            fut = self._waiting.get(parent)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+
+    async def _recv(self, socket: zmq.asyncio.Socket, flags: int = 0) -> dict[str, Any] | None:
+        frames = await socket.recv_multipart(flags=flags)
+        return self.decode(frames)
+
+    def decode(self, frames: list[bytes]) -> dict[str, Any] | None:
+        """Deserialize one message; bad signatures and garbage are counted, not raised."""
+        session = self.client.session
+        try:
+            _, parts = session.feed_identities(frames)
+            return session.deserialize(parts)
+        except Exception:
+            self.bad_signatures += 1
+            return None
+
+    async def iopub_batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield IOPub messages in arrival order, as many per batch as are waiting."""
+        socket = self.client.iopub_channel.socket
+        while True:
+            batch: list[dict[str, Any]] = []
+            msg = await self._recv(socket)
+            if msg is not None:
+                batch.append(msg)
+            while len(batch) < BATCH:
+                try:
+                    frames = socket.recv_multipart(flags=zmq.NOBLOCK)
+                    msg = self.decode(await frames)
+                except zmq.Again:
+                    break
+                if msg is not None:
+                    batch.append(msg)
+            if batch:
+                yield batch
+
+
+def _tunnel(client: AsyncKernelClient, connection_file: str, server: str) -> None:
+    """Forward the kernel's ports through ``ssh server`` like ``jupyter console --ssh``."""
+    from jupyter_client import tunnel_to_kernel
+
+    with open(connection_file) as f:
+        info = json.load(f)
+    try:
+        ports = tunnel_to_kernel(info, server)
+    except Exception as exc:
+        raise MirrorError(f"ssh tunnel to {server} failed: {exc}", ExitStatus.UNREACHABLE) from None
+    client.shell_port, client.iopub_port, client.stdin_port, client.hb_port, client.control_port = (
+        ports
+    )
+    client.ip = "127.0.0.1"

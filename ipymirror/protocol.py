@@ -1,0 +1,129 @@
+"""Jupyter IOPub message -> typed event.  Pure: no sockets, no clocks.
+
+Rules this module keeps:
+
+* The peer is ``parent_header.session`` (with its ``username``), never the
+  message's own ``header.session``, which is the kernel's.
+* Kernels and peers may send anything: every field is read defensively, wrong
+  types become empty values, and a message this module does not understand
+  becomes ``None`` rather than an exception.
+* Text is passed through as the kernel sent it; sanitising for the terminal is
+  the renderer's job, so recordings keep the original bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .events import (
+    KERNEL,
+    ClearOutput,
+    Display,
+    Error,
+    Event,
+    ExecuteInput,
+    KernelRestart,
+    Peer,
+    Result,
+    Status,
+    Stream,
+)
+
+__all__ = ["msg_type_of", "peer_of", "to_event"]
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):  # nbformat-style multiline strings
+        return "".join(v for v in value if isinstance(v, str))
+    return "" if value is None else str(value)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def msg_type_of(msg: Mapping[str, Any]) -> str:
+    return _str(_dict(msg.get("header")).get("msg_type") or msg.get("msg_type"))
+
+
+def peer_of(msg: Mapping[str, Any]) -> tuple[Peer, str]:
+    """The peer whose request caused ``msg``, and that request's msg_id."""
+    parent = _dict(msg.get("parent_header"))
+    session = _str(parent.get("session"))
+    if not session:
+        return KERNEL, _str(parent.get("msg_id"))
+    return Peer(session, _str(parent.get("username"))), _str(parent.get("msg_id"))
+
+
+def _execute_input(peer: Peer, cell: str, c: Mapping[str, Any]) -> Event:
+    return ExecuteInput(peer, cell, _str(c.get("code")), _int(c.get("execution_count")))
+
+
+def _stream(peer: Peer, cell: str, c: Mapping[str, Any]) -> Event | None:
+    text = _str(c.get("text"))
+    if not text:
+        return None
+    name = "stderr" if c.get("name") == "stderr" else "stdout"
+    return Stream(peer, cell, name, text)
+
+
+def _result(peer: Peer, cell: str, c: Mapping[str, Any]) -> Event:
+    return Result(peer, cell, _dict(c.get("data")), _int(c.get("execution_count")))
+
+
+def _display(peer: Peer, cell: str, c: Mapping[str, Any], update: bool) -> Event:
+    transient = _dict(c.get("transient"))
+    display_id = transient.get("display_id")
+    return Display(
+        peer,
+        cell,
+        _dict(c.get("data")),
+        _dict(c.get("metadata")),
+        _str(display_id) if display_id not in (None, "") else None,
+        update,
+    )
+
+
+def _error(peer: Peer, cell: str, c: Mapping[str, Any]) -> Event:
+    tb = c.get("traceback")
+    lines = tuple(_str(t) for t in tb) if isinstance(tb, list | tuple) else ()
+    return Error(peer, cell, _str(c.get("ename")), _str(c.get("evalue")), lines)
+
+
+def _status(peer: Peer, cell: str, c: Mapping[str, Any], parent: Mapping[str, Any]) -> Event | None:
+    state = _str(c.get("execution_state"))
+    if not state:
+        return None
+    return Status(peer, cell, state, _str(parent.get("msg_type")))
+
+
+_HANDLERS: dict[str, Callable[[Peer, str, Mapping[str, Any]], Event | None]] = {
+    "execute_input": _execute_input,
+    "stream": _stream,
+    "execute_result": _result,
+    "display_data": lambda p, m, c: _display(p, m, c, update=False),
+    "update_display_data": lambda p, m, c: _display(p, m, c, update=True),
+    "clear_output": lambda p, m, c: ClearOutput(p, m, bool(c.get("wait"))),
+    "error": _error,
+    "shutdown_reply": lambda p, m, c: KernelRestart(p, m, bool(c.get("restart"))),
+}
+
+
+def to_event(msg: Mapping[str, Any]) -> Event | None:
+    """Turn one deserialised IOPub message into an event, or ``None`` to ignore it."""
+    if not isinstance(msg, Mapping):
+        return None
+    msg_type = msg_type_of(msg)
+    content = _dict(msg.get("content"))
+    peer, cell = peer_of(msg)
+    if msg_type == "status":
+        return _status(peer, cell, content, _dict(msg.get("parent_header")))
+    handler = _HANDLERS.get(msg_type)
+    return handler(peer, cell, content) if handler else None

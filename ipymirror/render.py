@@ -1,0 +1,225 @@
+"""Event pieces -> terminal lines.  Pure: returns strings, never prints.
+
+Everything a frontend shows goes through one :class:`Renderer`, so the console,
+``watch``, replay and export all draw a cell the same way.  Untrusted text is
+sanitised here (colours kept, control sequences dropped) before it is styled.
+Heavy libraries (pygments lexers, rich) are imported on first use so start-up
+stays fast and plain stream text never touches them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import struct
+import zlib
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from .events import Peer
+from .sanitize import sanitize, strip_sgr
+
+__all__ = ["RESET", "Renderer", "image_summary", "pick_mime"]
+
+RESET = "\x1b[0m"
+_RED = "\x1b[31m"
+_GREEN = "\x1b[32m"
+_BOLD = "\x1b[1m"
+_DIM = "\x1b[2m"
+
+# 256-colour indices that read well on dark and light backgrounds.
+_PALETTE = (39, 170, 114, 214, 75, 205, 149, 208, 141, 43, 178, 204)
+
+#: MIME types a terminal can show, best first.  Images beat their text/plain
+#: repr ("<Figure size 640x480>") because the placeholder says more.
+MIME_PREFERENCE = (
+    "text/markdown",
+    "application/json",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/svg+xml",
+    "text/plain",
+    "text/latex",
+    "text/html",
+)
+
+#: Above this size rich-rendered types fall back to plain text (rich is slow).
+RICH_LIMIT = 200_000
+
+
+def pick_mime(data: Mapping[str, Any]) -> str | None:
+    """The MIME type of ``data`` to show in a terminal, or None if nothing fits."""
+    for mime in MIME_PREFERENCE:
+        if mime in data:
+            return mime
+    return next((m for m in data if isinstance(m, str)), None)
+
+
+def _human_size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} kB"
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def _image_dims(mime: str, head: bytes) -> tuple[int, int] | None:
+    if mime == "image/png" and head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
+        return struct.unpack(">II", head[16:24])
+    if mime == "image/gif" and head[:3] == b"GIF" and len(head) >= 10:
+        return struct.unpack("<HH", head[6:10])
+    return None
+
+
+def image_summary(mime: str, value: Any, metadata: Mapping[str, Any]) -> str:
+    """One line naming an image's type, pixel size and byte size."""
+    raw = value if isinstance(value, str) else ""
+    meta = metadata.get(mime) if isinstance(metadata, Mapping) else None
+    dims = None
+    if isinstance(meta, Mapping) and isinstance(meta.get("width"), int):
+        height = meta.get("height")
+        dims = (meta["width"], height if isinstance(height, int) else 0)
+    if mime == "image/svg+xml":
+        size = len(raw.encode("utf-8", "replace"))
+    else:
+        size = len(raw.strip()) * 3 // 4
+        if dims is None:
+            try:
+                dims = _image_dims(mime, base64.b64decode(raw[:64].strip() + "==", validate=False))
+            except (binascii.Error, ValueError, struct.error):
+                dims = None
+    what = f"{dims[0]}×{dims[1]}, " if dims and dims[1] else ""
+    return f"[{mime} {what}{_human_size(size)}]"
+
+
+@lru_cache(maxsize=16)
+def _lexer(name: str):
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        return get_lexer_by_name(name) if name else None
+    except ClassNotFound:
+        return None
+
+
+class Renderer:
+    """Turns code, MIME bundles, tracebacks into lists of terminal lines.
+
+    ``width`` is the usable width for rich layouts; ``color`` False gives plain
+    text (``--no-color``, ``NO_COLOR``, or a pipe).
+    """
+
+    def __init__(self, *, width: int = 80, color: bool = True, language: str = "") -> None:
+        self.width = max(20, width)
+        self.color = color
+        self.language = language
+
+    # -- styling helpers ---------------------------------------------------
+    def paint(self, sgr: str, text: str) -> str:
+        return f"{sgr}{text}{RESET}" if self.color else text
+
+    def clean(self, text: str) -> str:
+        """Sanitise untrusted text; drop colours too when colour is off."""
+        text = sanitize(text)
+        return text if self.color else strip_sgr(text)
+
+    def peer_sgr(self, peer: Peer) -> str:
+        index = _PALETTE[zlib.crc32(peer.session.encode()) % len(_PALETTE)]
+        return f"\x1b[38;5;{index}m"
+
+    def gutter(self, peer: Peer, stderr: bool = False) -> str:
+        """The left margin that marks a peer's lines, in the peer's colour."""
+        mark = "┆ " if stderr and not self.color else "│ "
+        return self.paint(self.peer_sgr(peer), mark)
+
+    def header(self, peer: Peer, count: int | None, cont: bool = False) -> str:
+        label = self.clean(peer.label)
+        text = f"┌ {label}"
+        if count is not None:
+            text += f"  In [{count}]"
+        if cont:
+            text += " …"
+        return self.paint(self.peer_sgr(peer) + _BOLD, text)
+
+    def out_prompt(self, count: int | None) -> str:
+        return self.paint(_RED, f"Out[{count if count is not None else ' '}]: ")
+
+    def stderr_sgr(self) -> str:
+        return _RED if self.color else ""
+
+    def notice(self, text: str) -> str:
+        """A line ipymirror itself says (restart, elided output...)."""
+        return self.paint(_DIM, f"» {text}")
+
+    # -- content -----------------------------------------------------------
+    def code(self, code: str) -> list[str]:
+        code = self.clean(code).rstrip("\n")
+        lexer = _lexer(self.language) if self.color else None
+        if lexer is None or len(code) > RICH_LIMIT:
+            return code.split("\n")
+        from pygments import highlight
+        from pygments.formatters import TerminalFormatter
+
+        return highlight(code, lexer, TerminalFormatter()).rstrip("\n").split("\n")
+
+    def traceback(self, ename: str, evalue: str, traceback: tuple[str, ...]) -> list[str]:
+        text = "\n".join(traceback) if traceback else f"{ename}: {evalue}" if evalue else ename
+        return self.clean(text).rstrip("\n").split("\n")
+
+    def mime(self, data: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> list[str]:
+        mime = pick_mime(data)
+        if mime is None:
+            return []
+        value = data[mime]
+        if mime.startswith("image/"):
+            return [self.paint(_DIM, image_summary(mime, value, metadata or {}))]
+        if mime == "application/json":
+            return self._json(value)
+        if isinstance(value, list):
+            value = "".join(v for v in value if isinstance(v, str))
+        text = value if isinstance(value, str) else str(value)
+        if mime == "text/markdown" and len(text) <= RICH_LIMIT:
+            return self._markdown(text)
+        if mime not in ("text/plain", "text/markdown", "text/latex"):
+            kinds = ", ".join(str(m) for m in data)
+            return [self.paint(_DIM, f"[{kinds}: {_human_size(len(text))}, no text form]")]
+        return self.clean(text).rstrip("\n").split("\n")
+
+    def _rich(self, renderable: Any) -> list[str]:
+        from rich.console import Console
+
+        buf = io.StringIO()
+        console = Console(
+            file=buf,
+            width=self.width,
+            force_terminal=self.color,
+            no_color=not self.color,
+            color_system="256" if self.color else None,
+            highlight=False,
+            emoji=False,
+            markup=False,
+        )
+        console.print(renderable)
+        return buf.getvalue().rstrip("\n").split("\n")
+
+    def _markdown(self, text: str) -> list[str]:
+        from rich.markdown import Markdown
+
+        return self._rich(Markdown(sanitize(text), hyperlinks=False))
+
+    def _json(self, value: Any) -> list[str]:
+        import json
+
+        try:
+            text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        except (TypeError, ValueError, RecursionError):
+            text = repr(value)
+        if len(text) > RICH_LIMIT or not self.color:
+            return self.clean(text).split("\n")
+        from rich.json import JSON
+
+        return self._rich(JSON(sanitize(text)))

@@ -1,0 +1,352 @@
+"""The event stream as a terminal transcript: committed lines + a live region.
+
+Pure state machine, fed events, read by frontends.  Its rules:
+
+1. Committed text is final: it goes to the scrollback once and never changes.
+   Frontends drain it with :meth:`Transcript.take` (chunks of whole lines).
+2. What may still change is *live*: the unfinished last line of a stream (a
+   ``\\r`` progress bar), a display that has a ``display_id``, and all output
+   of a cell after it called ``clear_output``.  :meth:`Transcript.live` returns
+   it; a frontend redraws it in place, so 1,000 updates cost one line.
+3. A cell's live output is committed when the cell ends (its ``idle``), when
+   the newline arrives, or when too many cells are open (oldest first).
+4. Peers' lines carry a coloured gutter and a header whenever the speaker
+   changes; your own cells look like a plain IPython console.
+5. Everything is bounded: a partial line, a cell's live block, the number of
+   open cells.  Whatever is dropped is announced by a notice line with a count.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from .events import (
+    ClearOutput,
+    Display,
+    Error,
+    Event,
+    ExecuteInput,
+    KernelRestart,
+    Peer,
+    Result,
+    Status,
+    Stream,
+)
+from .render import RESET, Renderer
+
+__all__ = ["Transcript"]
+
+MAX_OPEN_CELLS = 64
+MAX_LIVE_LINES = 400  # per cell; older live lines are counted, then dropped
+MAX_PARTIAL = 64 * 1024  # characters of an unfinished line kept live
+
+
+def _last_segment(line: str) -> str:
+    r"""What a terminal shows for a line rewritten with ``\r``: its last write."""
+    for segment in reversed(line.split("\r")):
+        if segment:
+            return segment
+    return ""
+
+
+def _resolve_cr(text: str) -> str:
+    """Collapse carriage-return rewrites line by line (``\\r\\n`` is a newline)."""
+    if "\r" not in text:
+        return text
+    text = text.replace("\r\n", "\n")
+    if "\r" not in text:
+        return text
+    return "\n".join(_last_segment(line) for line in text.split("\n"))
+
+
+@dataclass
+class _Item:
+    display_id: str | None
+    lines: list[str]
+
+
+@dataclass
+class _Cell:
+    peer: Peer
+    count: int | None = None
+    partial: dict[str, str] = field(default_factory=dict)  # stream name -> unfinished line
+    live: bool = False  # after clear_output or a display_id: hold all output live
+    items: list[_Item] = field(default_factory=list)
+    clear_pending: bool = False
+    dropped: int = 0  # live lines dropped to stay bounded
+
+    def live_line_count(self) -> int:
+        return sum(len(item.lines) for item in self.items)
+
+
+class Transcript:
+    """Feeds on events; yields committed chunks and the current live lines."""
+
+    def __init__(self, renderer: Renderer, me: str = "") -> None:
+        self.r = renderer
+        self.me = me
+        self._out: list[str] = []
+        self._cells: OrderedDict[str, _Cell] = OrderedDict()
+        self._displays: dict[str, str] = {}  # live display_id -> cell msg_id
+        self._speaker: tuple[str, str] | None = None  # (session, cell) of last committed line
+        self.version = 0  # bumps whenever live() would change
+
+    # -- reading -------------------------------------------------------------
+    def take(self) -> list[str]:
+        """Committed chunks since the last call; each ends with a newline."""
+        out, self._out = self._out, []
+        return out
+
+    def pending(self) -> bool:
+        return bool(self._out)
+
+    def live(self) -> list[str]:
+        """Lines that may still change, oldest cell first."""
+        lines: list[str] = []
+        for cell_id, cell in self._cells.items():
+            body: list[str] = []
+            if cell.dropped:
+                body.append(self.r.notice(f"… {cell.dropped:,} earlier lines not kept"))
+            for item in cell.items:
+                body.extend(item.lines)
+            body.extend(p for p in cell.partial.values() if p)
+            if not body:
+                continue
+            mine = self._mine(cell.peer)
+            if not mine and self._speaker != (cell.peer.session, cell_id):
+                lines.append(self.r.header(cell.peer, cell.count))
+            lines.extend(self._decorate(cell.peer, body, False))
+        return lines
+
+    # -- feeding -------------------------------------------------------------
+    def feed(self, ev: Event) -> None:
+        if isinstance(ev, Stream):
+            self._stream(ev)
+        elif isinstance(ev, ExecuteInput):
+            self._execute_input(ev)
+        elif isinstance(ev, Result):
+            self._output(ev, self._result_lines(ev))
+        elif isinstance(ev, Display):
+            self._display(ev)
+        elif isinstance(ev, Error):
+            self._output(ev, self.r.traceback(ev.ename, ev.evalue, ev.traceback))
+        elif isinstance(ev, ClearOutput):
+            self._clear(ev)
+        elif isinstance(ev, Status):
+            if ev.state == "idle" and ev.cell in self._cells:
+                self._finish(ev.cell)
+        elif isinstance(ev, KernelRestart):
+            for cell_id in list(self._cells):
+                self._finish(cell_id)
+            what = "restarted" if ev.restart else "shut down"
+            self.notice(f"kernel {what} by {ev.peer.label}")
+
+    def notice(self, text: str) -> None:
+        """Commit a line of ipymirror's own (never attributed to a peer)."""
+        self._speaker = None
+        self._out.append(self.r.notice(text) + "\n")
+
+    def finish_all(self) -> None:
+        """Commit everything still live (end of a replay, of a watch)."""
+        for cell_id in list(self._cells):
+            self._finish(cell_id)
+
+    # -- internals -----------------------------------------------------------
+    def _mine(self, peer: Peer) -> bool:
+        return bool(self.me) and peer.session == self.me
+
+    def _cell(self, ev: Event) -> _Cell:
+        cell = self._cells.get(ev.cell)
+        if cell is None:
+            cell = self._cells[ev.cell] = _Cell(ev.peer)
+            if len(self._cells) > MAX_OPEN_CELLS:
+                self._finish(next(iter(self._cells)))
+        return cell
+
+    def _decorate(self, peer: Peer, lines: list[str], stderr: bool) -> list[str]:
+        """Add the gutter (peers) and stderr colour; reset colours at line end."""
+        err = self.r.stderr_sgr() if stderr else ""
+        if self._mine(peer):
+            return [f"{err}{line}{RESET}" if (err or "\x1b" in line) else line for line in lines]
+        gutter = self.r.gutter(peer, stderr)
+        return [
+            f"{gutter}{err}{line}{RESET}" if (err or "\x1b" in line) else gutter + line
+            for line in lines
+        ]
+
+    def _commit(self, peer: Peer, cell_id: str, lines: list[str], stderr: bool = False) -> None:
+        self._speak(peer, cell_id)
+        self._out.append("\n".join(self._decorate(peer, lines, stderr)) + "\n")
+
+    def _speak(self, peer: Peer, cell_id: str) -> None:
+        """Emit a header when a different peer's cell takes the floor."""
+        who = (peer.session, cell_id)
+        if self._speaker == who:
+            return
+        self._speaker = who
+        if not self._mine(peer):
+            cell = self._cells.get(cell_id)
+            self._out.append(self.r.header(peer, cell.count if cell else None, cont=True) + "\n")
+
+    def _commit_stream_text(self, peer: Peer, cell_id: str, text: str, stderr: bool) -> None:
+        """Hot path: whole lines of plain text, decorated at C speed."""
+        body = text[:-1]
+        if "\x1b" in body:
+            self._commit(peer, cell_id, body.split("\n"), stderr)
+            return
+        self._speak(peer, cell_id)
+        gutter = "" if self._mine(peer) else self.r.gutter(peer, stderr)
+        if stderr and self.r.color:
+            start, end = gutter + self.r.stderr_sgr(), RESET
+        else:
+            start, end = gutter, ""
+        self._out.append(start + body.replace("\n", end + "\n" + start) + end + "\n")
+
+    def _stream(self, ev: Stream) -> None:
+        cell = self._cell(ev)
+        stderr = ev.name == "stderr"
+        text = self.r.clean(ev.text)
+        if cell.clear_pending:
+            self._do_clear(cell)
+        if cell.live:
+            self._live_text(cell, ev.name, text)
+            return
+        buf = _resolve_cr(cell.partial.get(ev.name, "") + text)
+        cut = buf.rfind("\n")
+        if cut >= 0:
+            self._commit_stream_text(ev.peer, ev.cell, buf[: cut + 1], stderr)
+            buf = buf[cut + 1 :]
+        self._set_partial(cell, ev.name, buf)
+
+    def _set_partial(self, cell: _Cell, name: str, buf: str) -> None:
+        if len(buf) > MAX_PARTIAL:
+            buf = buf[-MAX_PARTIAL:]
+        if cell.partial.get(name, "") != buf:
+            cell.partial[name] = buf
+            self.version += 1
+
+    def _live_text(self, cell: _Cell, name: str, text: str) -> None:
+        """Stream text of a cell in live mode: appended to its live block."""
+        buf = _resolve_cr(cell.partial.get(name, "") + text)
+        *whole, rest = buf.split("\n")
+        if whole:
+            self._add_live(cell, None, whole, stderr=name == "stderr")
+        self._set_partial(cell, name, rest)
+        self.version += 1
+
+    def _add_live(
+        self, cell: _Cell, display_id: str | None, lines: list[str], stderr: bool = False
+    ) -> None:
+        if stderr and self.r.color:
+            lines = [f"{self.r.stderr_sgr()}{line}{RESET}" for line in lines]
+        last = cell.items[-1] if cell.items else None
+        if display_id is None and last is not None and last.display_id is None:
+            last.lines.extend(lines)
+        else:
+            cell.items.append(_Item(display_id, list(lines)))
+        excess = cell.live_line_count() - MAX_LIVE_LINES
+        while excess > 0 and cell.items:
+            first = cell.items[0]
+            cut = min(excess, len(first.lines))
+            del first.lines[:cut]
+            cell.dropped += cut
+            excess -= cut
+            if not first.lines:
+                cell.items.pop(0)
+        self.version += 1
+
+    def _flush_partials(self, cell: _Cell, cell_id: str) -> None:
+        for name, text in list(cell.partial.items()):
+            if text:
+                self._commit(cell.peer, cell_id, [text], name == "stderr")
+        cell.partial.clear()
+
+    def _output(self, ev: Event, lines: list[str]) -> None:
+        if not lines:
+            return
+        cell = self._cell(ev)
+        if cell.clear_pending:
+            self._do_clear(cell)
+        if cell.live:
+            self._add_live(cell, None, lines)
+            return
+        self._flush_partials(cell, ev.cell)
+        self._commit(ev.peer, ev.cell, lines)
+
+    def _result_lines(self, ev: Result) -> list[str]:
+        lines = self.r.mime(ev.data)
+        prompt = self.r.out_prompt(ev.execution_count)
+        if len(lines) == 1:
+            return [prompt + lines[0]]
+        return [prompt, *lines] if lines else []
+
+    def _execute_input(self, ev: ExecuteInput) -> None:
+        cell = self._cell(ev)
+        cell.count = ev.execution_count
+        if self._mine(ev.peer):
+            return  # the prompt already shows what you typed
+        self._speaker = (ev.peer.session, ev.cell)
+        self._out.append(self.r.header(ev.peer, ev.execution_count) + "\n")
+        self._commit(ev.peer, ev.cell, self.r.code(ev.code))
+
+    def _display(self, ev: Display) -> None:
+        lines = self.r.mime(ev.data, ev.metadata)
+        if ev.display_id is None:
+            if not ev.update:
+                self._output(ev, lines)
+            return
+        owner_id = self._displays.get(ev.display_id)
+        owner = self._cells.get(owner_id) if owner_id is not None else None
+        if owner is not None:
+            for item in owner.items:
+                if item.display_id == ev.display_id:
+                    item.lines = lines
+                    self.version += 1
+                    return
+        if ev.update:  # the display was committed already: show the update live
+            lines = [self.r.notice(f"display {ev.display_id[:8]} updated:"), *lines]
+        cell = self._cell(ev)
+        if cell.clear_pending:
+            self._do_clear(cell)
+        if not cell.live:
+            self._flush_partials(cell, ev.cell)
+            cell.live = True
+        self._add_live(cell, ev.display_id, lines)
+        self._displays[ev.display_id] = ev.cell
+
+    def _clear(self, ev: ClearOutput) -> None:
+        cell = self._cell(ev)
+        if not cell.live:
+            self._flush_partials(cell, ev.cell)
+            cell.live = True
+        if ev.wait:
+            cell.clear_pending = True
+        else:
+            self._do_clear(cell)
+
+    def _do_clear(self, cell: _Cell) -> None:
+        for item in cell.items:
+            if item.display_id is not None:
+                self._displays.pop(item.display_id, None)
+        cell.items.clear()
+        cell.partial.clear()
+        cell.dropped = 0
+        cell.clear_pending = False
+        self.version += 1
+
+    def _finish(self, cell_id: str) -> None:
+        cell = self._cells.get(cell_id)
+        if cell is None:
+            return
+        if cell.dropped:
+            self._commit(cell.peer, cell_id, [self.r.notice(f"… {cell.dropped:,} lines not kept")])
+        lines = [line for item in cell.items for line in item.lines]
+        if lines:
+            self._commit(cell.peer, cell_id, lines)
+        for item in cell.items:
+            if item.display_id is not None:
+                self._displays.pop(item.display_id, None)
+        self._flush_partials(cell, cell_id)
+        del self._cells[cell_id]
+        self.version += 1
