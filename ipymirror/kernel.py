@@ -108,8 +108,11 @@ class KernelLink:
         manager = AsyncKernelManager(kernel_name=kernel_name)
         manager.connection_file = os.path.join(runtime, f"kernel-{os.getpid()}-ipymirror.json")
         manager.shutdown_wait_time = 3.0
+        # The kernel's own stdout/stderr would scribble over the prompt: keep it in a log.
+        log_path = manager.connection_file[: -len(".json")] + ".log"
         try:
-            await manager.start_kernel()
+            with open(log_path, "ab") as log:
+                await manager.start_kernel(stdout=log, stderr=log)
         except NoSuchKernel:
             raise MirrorError(
                 f"no such kernelspec: {kernel_name!r} (see `jupyter kernelspec list`)",
@@ -117,7 +120,8 @@ class KernelLink:
             ) from None
         except (OSError, RuntimeError) as exc:
             raise MirrorError(
-                f"kernel {kernel_name!r} failed to start: {exc}", ExitStatus.KERNELSPEC
+                f"kernel {kernel_name!r} failed to start: {exc} (log: {log_path})",
+                ExitStatus.KERNELSPEC,
             ) from None
         client = manager.client()
         client.session.session = new_id()  # our own identity, not the manager's
