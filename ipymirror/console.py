@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from prompt_toolkit import PromptSession
@@ -25,12 +25,13 @@ from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
+from prompt_toolkit.lexers import DynamicLexer
 from prompt_toolkit.styles import Style
 
 from .events import Event, Peer, Status
 from .kernel import KernelLink
 from .mirror import Mirror
-from .render import RESET
+from .render import RESET, lexer_for
 from .statusline import status_line
 
 __all__ = ["Console"]
@@ -77,6 +78,7 @@ class Console:
         self._mine_done: dict[str, asyncio.Event] = {}
         self.dead = asyncio.Event()  # set by the heartbeat watcher
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._lexer: Any = None  # built after the first prompt is drawn (see _warm_up)
         self.session: PromptSession[str] = PromptSession(
             message=self._message,
             bottom_toolbar=self._toolbar,
@@ -85,7 +87,7 @@ class Console:
             completer=KernelCompleter(link),
             complete_while_typing=False,
             history=_history(history),
-            lexer=_lexer(link.language),
+            lexer=DynamicLexer(lambda: self._lexer),
             prompt_continuation=self._continuation,
             style=STYLE,
             include_default_pygments_style=False,
@@ -243,8 +245,15 @@ class Console:
         self.link.client.input(value)
 
     # -- the main loop ----------------------------------------------------------
+    def _warm_up(self) -> None:
+        """Compile the highlighter after start-up: pygments needs ~60 ms for Python."""
+        self._lexer = _lexer(self.link.language)
+        self.mirror.renderer.code("x = 1")
+        self.session.app.invalidate()
+
     async def run(self) -> None:
         self.session.app.min_redraw_interval = 0.01
+        asyncio.get_running_loop().call_later(0.05, self._warm_up)
         while True:
             self.mirror.screen.app = self.session.app
             try:
@@ -284,14 +293,10 @@ def _history(path: str | None) -> Any:
     return FileHistory(path)
 
 
-def _lexer(language: str) -> Callable[..., Any] | None:
-    if not language:
+def _lexer(language: str) -> Any:
+    lexer = lexer_for(language)
+    if lexer is None:
         return None
     from prompt_toolkit.lexers import PygmentsLexer
-    from pygments.lexers import get_lexer_by_name
-    from pygments.util import ClassNotFound
 
-    try:
-        return PygmentsLexer(type(get_lexer_by_name(language)))
-    except ClassNotFound:
-        return None
+    return PygmentsLexer(type(lexer))

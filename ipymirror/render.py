@@ -21,7 +21,7 @@ from typing import Any
 from .events import Peer
 from .sanitize import sanitize, strip_sgr
 
-__all__ = ["RESET", "Renderer", "image_summary", "pick_mime"]
+__all__ = ["RESET", "Renderer", "image_summary", "lexer_for", "pick_mime"]
 
 RESET = "\x1b[0m"
 _RED = "\x1b[31m"
@@ -95,11 +95,19 @@ def image_summary(mime: str, value: Any, metadata: Mapping[str, Any]) -> str:
     return f"[{mime} {what}{_human_size(size)}]"
 
 
+# IPython's lexers are pygments *plugins*: finding them scans every installed
+# package's entry points and imports IPython (~0.2 s).  Pygments' own Python
+# lexer highlights the same code.
+_BUILTIN_ALIAS = {"ipython3": "python3", "ipython": "python", "ipython2": "python2"}
+
+
 @lru_cache(maxsize=16)
-def _lexer(name: str):
+def lexer_for(name: str) -> Any:
+    """The pygments lexer for a kernel's ``language_info`` name, or None (plain)."""
     from pygments.lexers import get_lexer_by_name
     from pygments.util import ClassNotFound
 
+    name = _BUILTIN_ALIAS.get(name.lower(), name.lower())
     try:
         return get_lexer_by_name(name) if name else None
     except ClassNotFound:
@@ -158,7 +166,7 @@ class Renderer:
     # -- content -----------------------------------------------------------
     def code(self, code: str) -> list[str]:
         code = self.clean(code).rstrip("\n")
-        lexer = _lexer(self.language) if self.color else None
+        lexer = lexer_for(self.language) if self.color else None
         if lexer is None or len(code) > RICH_LIMIT:
             return code.split("\n")
         from pygments import highlight
