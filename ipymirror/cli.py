@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.status)
     except KeyboardInterrupt:
         return int(ExitStatus.INTERRUPTED)
-    except Exception as exc:
+    except Exception as exc:  # one line, never a traceback (unless --debug)
         if args.debug:
             raise
         print(

@@ -49,18 +49,32 @@ def make_mirror(link: KernelLink, args: Namespace, stream: Any) -> Mirror:
         width=terminal_width(stream) - 2, color=use_color(args, stream), language=link.language
     )
     screen = Screen(stream, notice=renderer.notice)
-    return Mirror(renderer, screen, me=link.session_id)
+    mirror = Mirror(renderer, screen, me=link.session_id)
+    link.on_bad_message = lambda: mirror.notice(
+        "ignoring messages that fail the signature check (a client with the wrong key?)"
+    )
+    return mirror
 
 
 async def heartbeat(link: KernelLink, mirror: Mirror, dead: asyncio.Event) -> None:
-    """Announce once when the kernel stops answering, and once when it is back."""
+    """Announce once when the kernel stops answering, and once when it is back.
+
+    Two missed checks in a row count as dead, so a quick restart by a peer is
+    not reported as a death.  A kernel we started is restarted for everyone.
+    """
+    misses = 0
     while True:
         await asyncio.sleep(HEARTBEAT_PERIOD)
         beating = link.is_beating()
-        if not beating and not dead.is_set():
+        misses = 0 if beating else misses + 1
+        if misses == 2 and not dead.is_set():
             dead.set()
             mirror.room.set_state("dead")
-            mirror.notice("the kernel stopped answering (no heartbeat)")
+            if link.manager is not None and not await link.manager.is_alive():
+                mirror.notice("the kernel died; restarting it (same connection file)")
+                await link.restart()
+            else:
+                mirror.notice("the kernel stopped answering (no heartbeat)")
         elif beating and dead.is_set():
             dead.clear()
             mirror.room.set_state("idle")
@@ -118,10 +132,9 @@ async def run_console(args: Namespace) -> ExitStatus:
         await asyncio.wait([run, ended], return_when=asyncio.FIRST_COMPLETED)
         if not run.done():
             run.cancel()
-        mirror.screen.flush_now()
         if link.bad_signatures:
-            mirror.notice(f"{link.bad_signatures} messages had a bad signature and were ignored")
-            mirror.screen.flush_now()
+            mirror.notice(f"{link.bad_signatures} messages failed the signature check in all")
+        mirror.screen.flush_now()
         return ExitStatus.OK
     finally:
         for task in tasks:

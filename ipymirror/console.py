@@ -117,6 +117,8 @@ class Console:
         return self.mirror.renderer.paint("\x1b[32m", f"In [{self.mirror.room.next_count()}]: ")
 
     def _message(self) -> ANSI:
+        # Rendered on every redraw, so a resize reaches rich layouts too.
+        self.mirror.renderer.width = max(20, self.session.app.output.get_size().columns - 2)
         if self.session.app.is_done:
             return ANSI(self._in_prompt())
         return ANSI(self._live_text() + self._in_prompt())

@@ -74,6 +74,8 @@ class KernelLink:
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.on_stdin: Callable[[dict[str, Any]], None] | None = None
+        #: Called once, on the first message that fails its signature check.
+        self.on_bad_message: Callable[[], None] | None = None
 
     # -- construction ------------------------------------------------------
     @classmethod
@@ -138,6 +140,12 @@ class KernelLink:
         try:
             reply = await self.request(self.client.kernel_info(), timeout)
         except TimeoutError:
+            if self.bad_signatures:
+                raise MirrorError(
+                    f"the kernel's replies fail the signature check: is the key in "
+                    f"{self.where} the kernel's?",
+                    ExitStatus.CONNECTION_FILE,
+                ) from None
             raise MirrorError(
                 f"kernel did not answer within {timeout:g} s: {self.where}", ExitStatus.UNREACHABLE
             ) from None
@@ -187,6 +195,11 @@ class KernelLink:
         msg = self.client.session.msg("interrupt_request", {})
         self.client.control_channel.send(msg)
 
+    async def restart(self) -> None:
+        """Restart a kernel we own (same ports and key: peers stay connected)."""
+        if self.manager is not None:
+            await self.manager.restart_kernel(now=True)
+
     def is_beating(self) -> bool:
         hb = self.client.hb_channel
         return hb is None or hb.is_beating()
@@ -216,8 +229,10 @@ class KernelLink:
         try:
             _, parts = session.feed_identities(frames)
             return session.deserialize(parts)
-        except Exception:
+        except Exception:  # anything a hostile sender can make deserialize raise
             self.bad_signatures += 1
+            if self.bad_signatures == 1 and self.on_bad_message is not None:
+                self.on_bad_message()
             return None
 
     async def iopub_batches(self) -> AsyncIterator[list[dict[str, Any]]]:
@@ -248,7 +263,7 @@ def _tunnel(client: AsyncKernelClient, connection_file: str, server: str) -> Non
         info = json.load(f)
     try:
         ports = tunnel_to_kernel(info, server)
-    except Exception as exc:
+    except Exception as exc:  # paramiko/pexpect failures vary
         raise MirrorError(f"ssh tunnel to {server} failed: {exc}", ExitStatus.UNREACHABLE) from None
     client.shell_port, client.iopub_port, client.stdin_port, client.hb_port, client.control_port = (
         ports

@@ -40,6 +40,7 @@ __all__ = ["Transcript"]
 MAX_OPEN_CELLS = 64
 MAX_LIVE_LINES = 400  # per cell; older live lines are counted, then dropped
 MAX_PARTIAL = 64 * 1024  # characters of an unfinished line kept live
+MAX_STREAM_TEXT = 8 * 1024 * 1024  # characters of one stream message shown; the middle is elided
 
 
 def _last_segment(line: str) -> str:
@@ -203,10 +204,23 @@ class Transcript:
             start, end = gutter, ""
         self._out.append(start + body.replace("\n", end + "\n" + start) + end + "\n")
 
+    def _elide(self, text: str) -> str:
+        """Keep the head and tail of one giant message; announce the middle."""
+        half = MAX_STREAM_TEXT // 2
+        head_end = text.rfind("\n", 0, half) + 1 or half
+        tail_start = text.find("\n", len(text) - half) + 1 or len(text) - half
+        middle = text[head_end:tail_start]
+        note = self.r.notice(
+            f"… {middle.count(chr(10)):,} lines ({len(middle) / 2**20:.1f} MB) of one message "
+            "not shown"
+        )
+        return f"{text[:head_end]}{note}\n{text[tail_start:]}"
+
     def _stream(self, ev: Stream) -> None:
         cell = self._cell(ev)
         stderr = ev.name == "stderr"
-        text = self.r.clean(ev.text)
+        raw = ev.text if len(ev.text) <= MAX_STREAM_TEXT else self._elide(ev.text)
+        text = self.r.clean(raw)
         if cell.clear_pending:
             self._do_clear(cell)
         if cell.live:
