@@ -139,6 +139,9 @@ class Console:
                 buf.complete_state = None
                 return
             doc = buf.document
+            if self.dead.is_set() and doc.text.strip():
+                self.mirror.notice("the kernel is not answering: nothing sent, your input is kept")
+                return
             if doc.text.strip() and not doc.is_cursor_at_the_end:
                 buf.insert_text("\n")
                 return
@@ -218,6 +221,7 @@ class Console:
                     await self._answer_input(request)
         finally:
             self._mine_done.pop(msg_id, None)
+            self.mirror.room.running.pop(msg_id, None)
 
     async def _run_busy(self, waiter: asyncio.Future[Any]) -> Any:
         app = self._busy_app

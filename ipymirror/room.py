@@ -76,6 +76,8 @@ class Room:
         """Set by the transport (e.g. "dead" when the heartbeat stops)."""
         if state != self.state:
             self.state = state
+            if state == "dead":
+                self.running.clear()
             self.version += 1
 
     def next_count(self) -> int:
