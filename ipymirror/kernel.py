@@ -73,6 +73,7 @@ class KernelLink:
         self.kernel_info: dict[str, Any] = {}
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._log: Any = None  # the log file of a kernel we started
         self.on_stdin: Callable[[dict[str, Any]], None] | None = None
         #: Called once, on the first message that fails its signature check.
         self.on_bad_message: Callable[[], None] | None = None
@@ -110,17 +111,20 @@ class KernelLink:
         manager = AsyncKernelManager(kernel_name=kernel_name)
         manager.connection_file = os.path.join(runtime, f"kernel-{os.getpid()}-ipymirror.json")
         manager.shutdown_wait_time = 3.0
-        # The kernel's own stdout/stderr would scribble over the prompt: keep it in a log.
+        # The kernel's own stdout/stderr would scribble over the prompt: keep it in a
+        # log, open as long as we are (a restart launches with the same arguments).
         log_path = manager.connection_file[: -len(".json")] + ".log"
+        log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
         try:
-            with open(log_path, "ab") as log:
-                await manager.start_kernel(stdout=log, stderr=log)
+            await manager.start_kernel(stdout=log, stderr=log)
         except NoSuchKernel:
+            log.close()
             raise MirrorError(
                 f"no such kernelspec: {kernel_name!r} (see `jupyter kernelspec list`)",
                 ExitStatus.KERNELSPEC,
             ) from None
         except (OSError, RuntimeError) as exc:
+            log.close()
             raise MirrorError(
                 f"kernel {kernel_name!r} failed to start: {exc} (log: {log_path})",
                 ExitStatus.KERNELSPEC,
@@ -128,7 +132,9 @@ class KernelLink:
         client = manager.client()
         client.session.session = new_id()  # our own identity, not the manager's
         client.session.username = username
-        return cls(client, manager, manager.connection_file)
+        link = cls(client, manager, manager.connection_file)
+        link._log = log
+        return link
 
     # -- lifecycle ---------------------------------------------------------
     async def connect(self, timeout: float, *, stdin: bool = True, control: bool = True) -> None:
@@ -161,6 +167,8 @@ class KernelLink:
             with contextlib.suppress(Exception):
                 await self.manager.shutdown_kernel()
         self.client.stop_channels()
+        if self._log is not None:
+            self._log.close()
 
     # -- requests ----------------------------------------------------------
     @property

@@ -85,7 +85,8 @@ def image_summary(mime: str, value: Any, metadata: Mapping[str, Any]) -> str:
     if mime == "image/svg+xml":
         size = len(raw.encode("utf-8", "replace"))
     else:
-        size = len(raw.strip()) * 3 // 4
+        b64 = "".join(raw.split())
+        size = len(b64) * 3 // 4 - b64[-2:].count("=")
         if dims is None:
             try:
                 dims = _image_dims(mime, base64.b64decode(raw[:64].strip() + "==", validate=False))
@@ -165,7 +166,9 @@ class Renderer:
 
     # -- content -----------------------------------------------------------
     def code(self, code: str) -> list[str]:
-        code = self.clean(code).rstrip("\n")
+        # Colour codes inside source are not colours to keep: the lexer would
+        # turn their ESC into an error token and leave "[1m" visible.
+        code = strip_sgr(sanitize(code)).rstrip("\n")
         lexer = lexer_for(self.language) if self.color else None
         if lexer is None or len(code) > RICH_LIMIT:
             return code.split("\n")
@@ -217,7 +220,7 @@ class Renderer:
     def _markdown(self, text: str) -> list[str]:
         from rich.markdown import Markdown
 
-        return self._rich(Markdown(sanitize(text), hyperlinks=False))
+        return self._rich(Markdown(strip_sgr(sanitize(text)), hyperlinks=False))
 
     def _json(self, value: Any) -> list[str]:
         import json
@@ -230,4 +233,4 @@ class Renderer:
             return self.clean(text).split("\n")
         from rich.json import JSON
 
-        return self._rich(JSON(sanitize(text)))
+        return self._rich(JSON(strip_sgr(sanitize(text))))

@@ -15,6 +15,7 @@ from .events import Event, ExecuteInput, KernelRestart, Peer, Status
 __all__ = ["Room", "Running"]
 
 MAX_PEERS = 256
+MAX_RUNNING = 64
 
 
 @dataclass
@@ -43,8 +44,8 @@ class Room:
         if isinstance(ev, Status):
             self._status(ev)
         elif isinstance(ev, ExecuteInput):
-            if ev.execution_count is not None:
-                self.execution_count = max(self.execution_count, ev.execution_count)
+            if ev.execution_count is not None:  # the latest, not the max: kernels restart
+                self.execution_count = ev.execution_count
             run = self.running.get(ev.cell)
             if run is not None:
                 run.count = ev.execution_count
@@ -64,6 +65,8 @@ class Room:
         if ev.request == "execute_request":
             if ev.state == "busy":
                 self.running.setdefault(ev.cell, Running(ev.peer))
+                if len(self.running) > MAX_RUNNING:  # idles lost: forget the oldest
+                    del self.running[next(iter(self.running))]
             elif ev.state == "idle":
                 self.running.pop(ev.cell, None)
         if ev.state == "starting":

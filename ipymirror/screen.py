@@ -58,6 +58,7 @@ class Screen:
         self._scheduled = False
         self.lines_written = 0
         self.lines_dropped = 0
+        self._unannounced = 0  # dropped lines the screen has not been told about yet
         self.frames = 0
 
     # -- input side ----------------------------------------------------------
@@ -73,18 +74,16 @@ class Screen:
         self._schedule()
 
     def _shed(self) -> None:
-        """Drop the oldest unwritten output down to half the cap, and say so."""
-        dropped = 0
+        """Drop the oldest unwritten output down to half the cap.
+
+        The gap is announced by the next frame, in the place of the dropped lines.
+        """
         while self._pending and self._size > self.max_pending // 2:
             data = self._pending.popleft()
             self._size -= len(data)
-            dropped += data.count(b"\n")
-        self.lines_dropped += dropped
-        line = self._notice(
-            f"… {dropped:,} lines not shown: the terminal could not keep up"
-        ).encode() + b"\n"
-        self._pending.appendleft(line)
-        self._size += len(line)
+            dropped = data.count(b"\n")
+            self.lines_dropped += dropped
+            self._unannounced += dropped
 
     def pending_bytes(self) -> int:
         return self._size
@@ -100,14 +99,14 @@ class Screen:
 
     def _frame(self) -> None:
         self._scheduled = False
-        if not self._pending:
+        if not self._pending and not self._unannounced:
             return
         app = self.app
         live = app is not None and app.is_running
         if live:
             app.renderer.erase(leave_alternate_screen=False)
         deadline = time.monotonic() + FRAME_BUDGET
-        while self._pending:
+        while self._pending or self._unannounced:
             data = self._take(FRAME_BYTES)
             self._write(data)
             if time.monotonic() > deadline:
@@ -126,6 +125,10 @@ class Screen:
             parts.append(data)
             size += len(data)
         self._size -= size
+        if self._unannounced:
+            note = f"… {self._unannounced:,} lines not shown: the terminal could not keep up"
+            parts.insert(0, self._notice(note).encode() + b"\n")
+            self._unannounced = 0
         data = b"".join(parts)
         self.lines_written += data.count(b"\n")
         return data
@@ -155,5 +158,5 @@ class Screen:
 
     def flush_now(self) -> None:
         """Write everything pending synchronously (before exit)."""
-        while self._pending:
+        while self._pending or self._unannounced:
             self._write(self._take(FRAME_BYTES))

@@ -52,13 +52,18 @@ def _last_segment(line: str) -> str:
 
 
 def _resolve_cr(text: str) -> str:
-    """Collapse carriage-return rewrites line by line (``\\r\\n`` is a newline)."""
+    """Collapse carriage-return rewrites line by line (``\\r\\n`` is a newline).
+
+    A trailing ``\\r`` is kept: the next write starts at column 0 again
+    (``print(i, end="\\r")`` progress), unless it is a ``\\n``.
+    """
     if "\r" not in text:
         return text
     text = text.replace("\r\n", "\n")
     if "\r" not in text:
         return text
-    return "\n".join(_last_segment(line) for line in text.split("\n"))
+    out = "\n".join(_last_segment(line) for line in text.split("\n"))
+    return out + "\r" if text.endswith("\r") else out
 
 
 @dataclass
@@ -76,6 +81,7 @@ class _Cell:
     items: list[_Item] = field(default_factory=list)
     clear_pending: bool = False
     dropped: int = 0  # live lines dropped to stay bounded
+    cut_chars: int = 0  # characters cut from the front of an endless partial line
 
     def live_line_count(self) -> int:
         return sum(len(item.lines) for item in self.items)
@@ -111,13 +117,15 @@ class Transcript:
                 body.append(self.r.notice(f"… {cell.dropped:,} earlier lines not kept"))
             for item in cell.items:
                 body.extend(item.lines)
-            body.extend(p for p in cell.partial.values() if p)
-            if not body:
+            partials = [(name, p.rstrip("\r")) for name, p in cell.partial.items()]
+            partials = [(name, p) for name, p in partials if p]
+            if not body and not partials:
                 continue
-            mine = self._mine(cell.peer)
-            if not mine and self._speaker != (cell.peer.session, cell_id):
+            if not self._mine(cell.peer) and self._speaker != (cell.peer.session, cell_id):
                 lines.append(self.r.header(cell.peer, cell.count))
             lines.extend(self._decorate(cell.peer, body, False))
+            for name, text in partials:
+                lines.extend(self._decorate(cell.peer, [text], name == "stderr"))
         return lines
 
     # -- feeding -------------------------------------------------------------
@@ -229,12 +237,14 @@ class Transcript:
         buf = _resolve_cr(cell.partial.get(ev.name, "") + text)
         cut = buf.rfind("\n")
         if cut >= 0:
+            self._announce_cut(cell, ev.cell)
             self._commit_stream_text(ev.peer, ev.cell, buf[: cut + 1], stderr)
             buf = buf[cut + 1 :]
         self._set_partial(cell, ev.name, buf)
 
     def _set_partial(self, cell: _Cell, name: str, buf: str) -> None:
         if len(buf) > MAX_PARTIAL:
+            cell.cut_chars += len(buf) - MAX_PARTIAL
             buf = buf[-MAX_PARTIAL:]
         if cell.partial.get(name, "") != buf:
             cell.partial[name] = buf
@@ -270,8 +280,16 @@ class Transcript:
                 cell.items.pop(0)
         self.version += 1
 
+    def _announce_cut(self, cell: _Cell, cell_id: str) -> None:
+        if cell.cut_chars:
+            note = self.r.notice(f"… {cell.cut_chars:,} characters of a long line not kept")
+            self._commit(cell.peer, cell_id, [note])
+            cell.cut_chars = 0
+
     def _flush_partials(self, cell: _Cell, cell_id: str) -> None:
+        self._announce_cut(cell, cell_id)
         for name, text in list(cell.partial.items()):
+            text = text.rstrip("\r")
             if text:
                 self._commit(cell.peer, cell_id, [text], name == "stderr")
         cell.partial.clear()

@@ -37,7 +37,8 @@ HERE = Path(__file__).resolve().parent
 
 # A real 1x1 PNG (one opaque red pixel).
 PNG_1X1_B64 = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAF"
+    "BQIAX8jx0gAAAABJRU5ErkJggg=="
 )
 
 ALICE_CELLS: list[tuple[str, str]] = [

@@ -1,0 +1,198 @@
+"""ipymirror.screen: bounded, frame-batched writes above a prompt_toolkit app.
+
+Structural tests only (counts of frames, calls and bytes), no timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import threading
+
+from ipymirror.screen import Screen
+
+
+def test_no_loop_writes_immediately():
+    buf = io.StringIO()
+    screen = Screen(buf)
+    screen.push(["a\n", "b\n"])
+    assert buf.getvalue() == "a\nb\n"
+    screen.push(["é ☃\n"])
+    assert buf.getvalue() == "a\nb\né ☃\n"
+    assert (screen.frames, screen.lines_written, screen.pending_bytes()) == (2, 3, 0)
+    screen.push([])
+    assert screen.frames == 2
+
+
+class _PipeReader:
+    """Drain the read end of a pipe on a thread (so writes never block)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.chunks: list[bytes] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while data := os.read(self.fd, 65536):
+            self.chunks.append(data)
+
+    def result(self) -> bytes:
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive()
+        return b"".join(self.chunks)
+
+
+def test_pushes_in_one_loop_iteration_become_few_frames():
+    r, w = os.pipe()
+    reader = _PipeReader(r)
+    stream = open(w, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+    screen = Screen(stream)
+    assert screen.fd == w
+    batches, per_batch = 20, 500
+
+    async def main() -> None:
+        n = 0
+        for _ in range(batches):
+            for _ in range(per_batch):  # one loop iteration: no await in here
+                screen.push([f"line {n}\n"])
+                n += 1
+            assert screen.frames <= batches  # nothing written until the loop turns
+            await asyncio.sleep(0)
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    stream.close()
+    data = reader.result()
+    os.close(r)
+    pushes = batches * per_batch
+    assert data == "".join(f"line {i}\n" for i in range(pushes)).encode()
+    assert screen.lines_written == pushes
+    assert screen.pending_bytes() == 0
+    assert batches <= screen.frames <= 2 * batches  # one frame per loop turn (+ leftovers)
+    assert screen.frames * 100 < pushes
+
+
+def test_pending_queue_is_bounded_and_the_drop_is_announced_first():
+    buf = io.StringIO()
+    screen = Screen(buf, max_pending=1000, notice=lambda s: f"NOTICE {s}")
+    chunks = [f"{i:03d}" + "x" * 96 + "\n" for i in range(100)]  # 100 bytes each
+    assert all(len(c) == 100 for c in chunks)
+
+    async def main() -> None:
+        for chunk in chunks:  # the loop is stalled: no frame can run
+            screen.push([chunk])
+            assert screen.pending_bytes() <= 1000
+        assert buf.getvalue() == ""
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    lines = buf.getvalue().split("\n")[:-1]
+    assert lines[0].startswith("NOTICE "), lines[:2]
+    kept = lines[1:]
+    assert all(not line.startswith("NOTICE") for line in kept), kept
+    # What survives is the newest output, in order, ending with the last chunk.
+    assert kept == [c[:-1] for c in chunks[-len(kept) :]]
+    # The notice counts every line that was not shown, across all the sheddings.
+    match = re.search(r"([\d,]+) lines not shown", lines[0])
+    assert match, lines[0]
+    dropped = int(match.group(1).replace(",", ""))
+    assert dropped == len(chunks) - len(kept), (lines[0], len(kept))
+    assert screen.lines_dropped == len(chunks) - len(kept)
+
+
+def test_single_huge_push_is_bounded_too():
+    buf = io.StringIO()
+    screen = Screen(buf, max_pending=1000, notice=lambda s: f"NOTICE {s}")
+
+    async def main() -> None:
+        screen.push(["y" * 99 + "\n"] * 50)  # 5,000 bytes in one chunk
+        assert screen.pending_bytes() <= 1000
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert buf.getvalue().startswith("NOTICE … 50 lines not shown")
+
+
+class _Log(io.StringIO):
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    def write(self, s: str) -> int:
+        self.log.append("write")
+        return super().write(s)
+
+
+class _FakeApp:
+    """The parts of a prompt_toolkit Application that Screen uses."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.is_running = True
+        self.renderer = self
+
+    def erase(self, leave_alternate_screen: bool = True) -> None:
+        assert leave_alternate_screen is False
+        self.log.append("erase")
+
+    def invalidate(self) -> None:
+        self.log.append("invalidate")
+
+
+def test_each_frame_erases_once_before_and_invalidates_once_after():
+    log: list[str] = []
+    buf = _Log(log)
+    screen = Screen(buf)
+    screen.app = _FakeApp(log)
+
+    async def main() -> None:
+        for frame in range(3):
+            for i in range(100):
+                screen.push([f"{frame}.{i}\n"])
+            await asyncio.sleep(0)
+        screen.push(["z" * 300_000 + "\n"] * 3)  # more than one write's worth
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert log[:9] == ["erase", "write", "invalidate"] * 3
+    # every frame, even one with several writes: erase, write+, invalidate
+    assert re.fullmatch(r"(EW+I)+", "".join(e[0].upper() for e in log)), log
+    assert log.count("erase") == log.count("invalidate") == screen.frames
+    assert buf.getvalue().count("\n") == 303
+
+
+def test_no_erase_or_invalidate_when_the_app_is_not_running():
+    log: list[str] = []
+    screen = Screen(_Log(log))
+    app = _FakeApp(log)
+    app.is_running = False
+    screen.app = app
+    screen.push(["a\n"])
+    screen.refresh()
+    assert log == ["write"]
+
+
+def test_refresh_invalidates_a_running_app():
+    log: list[str] = []
+    screen = Screen(_Log(log))
+    screen.app = _FakeApp(log)
+    screen.refresh()
+    assert log == ["invalidate"]
+
+
+def test_flush_now_writes_everything_pending():
+    buf = io.StringIO()
+    screen = Screen(buf)
+
+    async def main() -> None:
+        screen.push(["a\n", "b\n"])
+        screen.flush_now()
+        assert buf.getvalue() == "a\nb\n"
+        assert screen.pending_bytes() == 0
+
+    asyncio.run(main())
