@@ -2,11 +2,13 @@
 
 Rules this writer keeps:
 
-* Output is written in frames: everything pending (up to a time budget) goes
-  out in one write, framed by one erase and one redraw of the app.  A burst of
-  10,000 messages costs a few frames, not 10,000 prompt redraws.
+* Output is written in frames.  Above a running app a frame is *one* write:
+  erase the app, the batch of lines, the app drawn again — so the terminal
+  never shows a moment without your prompt, and a burst of 10,000 messages
+  costs a few frames, not 10,000 prompt redraws.
 * Between frames the event loop runs, so keystrokes are read and echoed even
-  while a flood is being drawn (the prompt is redrawn after every frame).
+  while a flood is being drawn.  Frames adapt their size to the terminal's
+  speed, aiming at ~10 ms each.
 * The queue between network and terminal is bounded (``max_pending`` bytes).
   If the terminal cannot keep up, the oldest unwritten lines are dropped and a
   notice line says how many — never silently.
@@ -25,8 +27,8 @@ from typing import Any, TextIO
 
 __all__ = ["Screen"]
 
-FRAME_BYTES = 256 * 1024  # at most this much per write() call
-FRAME_BUDGET = 0.02  # seconds of writing before the loop gets a turn
+FRAME_MIN, FRAME_MAX = 16 * 1024, 1024 * 1024  # bytes per frame, adapted between these
+FRAME_TARGET = 0.01  # seconds a frame should take; the loop gets a turn after each
 MAX_PENDING = 16 * 1024 * 1024  # bytes waiting for the terminal, at most
 
 
@@ -56,6 +58,7 @@ class Screen:
         self._pending: deque[bytes] = deque()
         self._size = 0
         self._scheduled = False
+        self.frame_bytes = 64 * 1024
         self.lines_written = 0
         self.lines_dropped = 0
         self._unannounced = 0  # dropped lines the screen has not been told about yet
@@ -102,20 +105,37 @@ class Screen:
         if not self._pending and not self._unannounced:
             return
         app = self.app
-        live = app is not None and app.is_running
-        if live:
-            app.renderer.erase(leave_alternate_screen=False)
-        deadline = time.monotonic() + FRAME_BUDGET
-        while self._pending or self._unannounced:
-            data = self._take(FRAME_BYTES)
+        start = time.monotonic()
+        data = self._take(self.frame_bytes)
+        if app is not None and app.is_running:
+            self._write_above(app, data)
+        else:
             self._write(data)
-            if time.monotonic() > deadline:
-                break
         self.frames += 1
-        if live:
-            app.invalidate()
+        elapsed = time.monotonic() - start
+        if elapsed < FRAME_TARGET / 2:
+            self.frame_bytes = min(FRAME_MAX, self.frame_bytes * 2)
+        elif elapsed > FRAME_TARGET * 2:
+            self.frame_bytes = max(FRAME_MIN, self.frame_bytes // 2)
         if self._pending:
             self._schedule()
+
+    @staticmethod
+    def _write_above(app: Any, data: bytes) -> None:
+        """Erase the app, write ``data``, draw the app again: one write() in all.
+
+        prompt_toolkit flushes after each of those steps; holding its flush
+        until the end is what keeps the prompt on screen at every instant.
+        """
+        output = app.output
+        output.flush = _hold
+        try:
+            app.renderer.erase(leave_alternate_screen=False)
+            output.write_raw(data.decode("utf-8", "replace"))
+            app._redraw()  # private, but the only synchronous redraw prompt_toolkit has
+        finally:
+            del output.flush  # back to the class's flush
+        output.flush()
 
     def _take(self, limit: int) -> bytes:
         parts: list[bytes] = []
@@ -159,4 +179,8 @@ class Screen:
     def flush_now(self) -> None:
         """Write everything pending synchronously (before exit)."""
         while self._pending or self._unannounced:
-            self._write(self._take(FRAME_BYTES))
+            self._write(self._take(FRAME_MAX))
+
+
+def _hold() -> None:
+    """Stands in for an output's flush while a frame is being assembled."""

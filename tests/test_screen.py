@@ -11,6 +11,8 @@ import os
 import re
 import threading
 
+from prompt_toolkit.data_structures import Size
+
 from ipymirror.screen import Screen
 
 
@@ -128,61 +130,88 @@ class _Log(io.StringIO):
 
 
 class _FakeApp:
-    """The parts of a prompt_toolkit Application that Screen uses."""
+    """A stopped app: Screen must not touch it."""
 
     def __init__(self, log: list[str]) -> None:
         self.log = log
-        self.is_running = True
-        self.renderer = self
-
-    def erase(self, leave_alternate_screen: bool = True) -> None:
-        assert leave_alternate_screen is False
-        self.log.append("erase")
-
-    def invalidate(self) -> None:
-        self.log.append("invalidate")
+        self.is_running = False
 
 
-def test_each_frame_erases_once_before_and_invalidates_once_after():
-    log: list[str] = []
-    buf = _Log(log)
-    screen = Screen(buf)
-    screen.app = _FakeApp(log)
+class _Stdout(io.StringIO):
+    """A terminal stand-in for prompt_toolkit: records each flushed write."""
 
-    async def main() -> None:
-        for frame in range(3):
-            for i in range(100):
-                screen.push([f"{frame}.{i}\n"])
-            await asyncio.sleep(0)
-        screen.push(["z" * 300_000 + "\n"] * 3)  # more than one write's worth
-        for _ in range(10):
-            await asyncio.sleep(0)
+    encoding = "utf-8"
 
-    asyncio.run(main())
-    assert log[:9] == ["erase", "write", "invalidate"] * 3
-    # every frame, even one with several writes: erase, write+, invalidate
-    assert re.fullmatch(r"(EW+I)+", "".join(e[0].upper() for e in log)), log
-    assert log.count("erase") == log.count("invalidate") == screen.frames
-    assert buf.getvalue().count("\n") == 303
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.writes.append(s)
+        return super().write(s)
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _app_and_screen(pipe):
+    from prompt_toolkit.application import Application
+    from prompt_toolkit.layout import Layout, Window
+    from prompt_toolkit.layout.controls import FormattedTextControl
+    from prompt_toolkit.output.vt100 import Vt100_Output
+
+    stdout = _Stdout()
+    output = Vt100_Output(stdout, lambda: Size(rows=10, columns=40), term="xterm")
+    app = Application(
+        layout=Layout(Window(FormattedTextControl("PROMPT>"), height=1)),
+        output=output,
+        input=pipe,
+    )
+    screen = Screen(io.StringIO())
+    screen.app = app
+    return app, screen, stdout
+
+
+def test_each_frame_is_one_write_with_erase_lines_and_prompt():
+    """The terminal never sees the prompt missing: erase + lines + redraw, one write."""
+    from prompt_toolkit.input import create_pipe_input
+
+    with create_pipe_input() as pipe:
+        app, screen, stdout = _app_and_screen(pipe)
+        asyncio.run(_drive(app, screen, stdout))
+    frames = [w for w in stdout.writes if "line " in w or "zzz" in w]
+    assert len(frames) == screen.frames
+    assert screen.frames < 3 + 3 * 300_000 // 16_384 + 2  # batched, not per message
+    for write in frames:
+        assert "\x1b[J" in write  # the old prompt erased ...
+        assert write.rindex("PROMPT>") > max(write.rfind("line "), write.rfind("z"))  # ... redrawn
+    text = "".join(stdout.writes)
+    expected = [f"line {f}.{i}" for f in range(3) for i in range(100)]
+    assert re.findall(r"line \d+\.\d+", text) == expected  # all, in order, once
+
+
+async def _drive(app, screen, stdout) -> None:
+    task = asyncio.ensure_future(app.run_async())
+    while not stdout.writes:  # the first render
+        await asyncio.sleep(0)
+    stdout.writes.clear()
+    for frame in range(3):
+        screen.push([f"line {frame}.{i}\n" for i in range(100)])
+        await asyncio.sleep(0)
+    screen.push(["z" * 300_000 + "\n"] * 3)  # more than one frame's worth
+    while screen.pending_bytes():
+        await asyncio.sleep(0)
+    app.exit()
+    await task
 
 
 def test_no_erase_or_invalidate_when_the_app_is_not_running():
     log: list[str] = []
     screen = Screen(_Log(log))
-    app = _FakeApp(log)
-    app.is_running = False
-    screen.app = app
+    screen.app = _FakeApp(log)
     screen.push(["a\n"])
     screen.refresh()
     assert log == ["write"]
-
-
-def test_refresh_invalidates_a_running_app():
-    log: list[str] = []
-    screen = Screen(_Log(log))
-    screen.app = _FakeApp(log)
-    screen.refresh()
-    assert log == ["invalidate"]
 
 
 def test_flush_now_writes_everything_pending():
