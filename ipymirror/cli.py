@@ -23,6 +23,11 @@ labelled, above your own prompt.
   ipymirror                      start a kernel and open the console; prints how peers join
   ipymirror --existing [FILE]    join a running kernel (no FILE: the most recent one)
   ipymirror watch [--existing F] read-only view of the same stream: no prompt, never executes
+  ipymirror record OUT           append every broadcast of a kernel to a recording (never executes)
+  ipymirror replay IN            play a recording back with its timing (--into-existing: re-run it)
+  ipymirror export IN --to FMT   recording -> ipynb, asciicast, html or markdown
+  ipymirror share                read-only relay: prints a TICKET for many viewers
+  ipymirror watch TICKET         watch a relay; a ticket grants watching, nothing else
 """
 
 EPILOG = """\
@@ -79,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="kernelspec to start when not joining (default: python3)",
     )
+    parser.add_argument("--record", metavar="FILE", help="also record the session to FILE")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     watch = sub.add_parser(
         "watch",
@@ -86,7 +92,96 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show every cell run on a kernel, with no prompt. Never sends code.",
     )
     _common(watch)
+    watch.add_argument(
+        "ticket", nargs="?", metavar="TICKET", help="watch a relay instead (from ipymirror share)"
+    )
+    watch.add_argument("--ticket-file", metavar="F", help="read the relay's TICKET from file F")
+    _recording_commands(sub)
+    _share_command(sub)
     return parser
+
+
+def _share_command(sub: argparse._SubParsersAction) -> None:
+    share = sub.add_parser(
+        "share",
+        help="read-only relay: many viewers, none of them holds the kernel's key",
+        description="Re-broadcast a kernel's cells to viewers who hold a ticket "
+        "(ipymirror watch TICKET). Viewers cannot execute: they never get the kernel's key.",
+    )
+    _common(share)
+    share.add_argument(
+        "--bind",
+        metavar="ADDR",
+        help="listen on tcp://HOST:PORT and PORT+1 (default: tcp://127.0.0.1:7788; "
+        "PORT 0: any free ports)",
+    )
+    share.add_argument("--advertise", metavar="HOST", help="host name put in the ticket")
+    share.add_argument(
+        "--ticket-file",
+        metavar="F",
+        help="write the ticket to F (mode 0600); reuse its keys and ports if F exists",
+    )
+    share.add_argument(
+        "--backlog-cells", type=int, default=20, metavar="N", help="cells late joiners see first"
+    )
+    share.add_argument(
+        "--viewer-queue",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="messages queued per viewer before a slow one misses some (default: 1000)",
+    )
+
+
+def _recording_commands(sub: argparse._SubParsersAction) -> None:
+    record = sub.add_parser(
+        "record",
+        help="append every broadcast of a kernel to a recording",
+        description="Join a kernel as a passive collaborator and append every IOPub message "
+        "to OUT until Ctrl-C, SIGTERM or the kernel's shutdown. Never executes anything.",
+    )
+    _common(record)
+    record.add_argument("out", metavar="OUT", help="the recording to write (.ipym; .gz compresses)")
+    replay = sub.add_parser(
+        "replay",
+        help="play a recording back in the terminal",
+        description="Play a recording back through the mirror's renderer, with its timing. "
+        "Keys: space pause, . step (paused), n next cell, q quit.",
+    )
+    replay.add_argument("input", metavar="IN", help="a recording (.ipym or .ipym.gz)")
+    replay.add_argument("--speed", type=_positive, default=1.0, help="playback speed (default: 1)")
+    replay.add_argument(
+        "--idle-limit", type=_positive, metavar="SECONDS", help="cap pauses at SECONDS"
+    )
+    replay.add_argument("--from", dest="from_cell", type=int, metavar="N", help="start at In [N]")
+    replay.add_argument("--no-wait", action="store_true", help="show everything at once")
+    replay.add_argument(
+        "--into-existing",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="re-execute the recorded cells on this running kernel instead",
+    )
+    replay.add_argument(
+        "--name", help="with --into-existing: run the cells as NAME (default: the recorded peer's)"
+    )
+    replay.add_argument("--ssh", metavar="SERVER", help="tunnel to the kernel through ssh")
+    replay.add_argument(
+        "--timeout", type=_positive, default=10.0, metavar="SECONDS", help="kernel answer timeout"
+    )
+    replay.add_argument("--no-color", action="store_true", help="plain text (also: NO_COLOR=1)")
+    replay.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    export = sub.add_parser(
+        "export",
+        help="convert a recording to ipynb, asciicast, html or markdown",
+        description="Convert a recording. OUT defaults to IN with the format's extension.",
+    )
+    export.add_argument("input", metavar="IN", help="a recording (.ipym or .ipym.gz)")
+    export.add_argument(
+        "--to", required=True, choices=("ipynb", "asciicast", "html", "markdown"), help="format"
+    )
+    export.add_argument("-o", "--output", metavar="OUT", help="where to write ('-': stdout)")
+    export.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
 
 async def _dispatch(args: argparse.Namespace) -> ExitStatus:
@@ -94,6 +189,22 @@ async def _dispatch(args: argparse.Namespace) -> ExitStatus:
 
     if args.command == "watch":
         return await run_watch(args)
+    if args.command == "share":
+        from .relay import run_share
+
+        return await run_share(args)
+    if args.command == "record":
+        from .recorder import run_record
+
+        return await run_record(args)
+    if args.command == "replay":
+        from .replay import run_replay
+
+        return await run_replay(args)
+    if args.command == "export":
+        from .export import run_export
+
+        return await run_export(args)
     return await run_console(args)
 
 

@@ -72,7 +72,11 @@ async def heartbeat(link: KernelLink, mirror: Mirror, dead: asyncio.Event) -> No
             mirror.room.set_state("dead")
             if link.manager is not None and not await link.manager.is_alive():
                 mirror.notice("the kernel died; restarting it (same connection file)")
-                await link.restart()
+                try:
+                    await link.restart()
+                    mirror.room.execution_count = 0
+                except Exception as exc:  # keep watching: a peer may bring it back
+                    mirror.notice(f"restarting the kernel failed: {exc}")
             else:
                 mirror.notice("the kernel stopped answering (no heartbeat)")
         elif beating and dead.is_set():
@@ -109,6 +113,11 @@ async def run_console(args: Namespace) -> ExitStatus:
 
     link = await open_link(args)
     tasks: list[asyncio.Task[Any]] = []
+    recorder = None
+    if getattr(args, "record", None):
+        from .recorder import Recorder, lossless
+
+        lossless(link)  # a recording must not lose what a slow moment would drop
     try:
         await link.connect(args.timeout)
         stream = sys.stdout
@@ -117,6 +126,10 @@ async def run_console(args: Namespace) -> ExitStatus:
         history = os.path.join(jupyter_data_dir(), "ipymirror", "history")
         console = Console(link, mirror, me, history)
         mirror.listeners.append(console.on_event)
+        if getattr(args, "record", None):
+            recorder = Recorder.for_link(args.record, link, on_error=mirror.notice)
+            mirror.sinks.append(recorder.write)
+            mirror.notice(f"recording to {args.record}")
         if link.manager is not None:
             mirror.notice(
                 f"started a {_describe(link)}; peers join with: "
@@ -139,12 +152,18 @@ async def run_console(args: Namespace) -> ExitStatus:
     finally:
         for task in tasks:
             task.cancel()
+        if recorder is not None:
+            recorder.close()
         await link.close()
 
 
 async def run_watch(args: Namespace) -> ExitStatus:
     from .watch import Watch
 
+    if getattr(args, "ticket", None) or getattr(args, "ticket_file", None):
+        from .viewer import run_watch_relay  # a relay's viewer: no kernel, no key
+
+        return await run_watch_relay(args)
     args.join_only = True
     link = await open_link(args)
     tasks: list[asyncio.Task[Any]] = []

@@ -45,9 +45,11 @@ class Peer:
 
     @property
     def label(self) -> str:
+        """``name·tag``, on one line whatever the peer sent as its name."""
         if not self.session:
             return "kernel"
-        return f"{self.username or 'anonymous'}·{self.tag}"
+        name = " ".join(self.username.split()) or "anonymous"
+        return f"{name}·{self.tag}"
 
 
 KERNEL = Peer("", "kernel")

@@ -21,7 +21,7 @@ from typing import Any
 from .events import Peer
 from .sanitize import sanitize, strip_sgr
 
-__all__ = ["RESET", "Renderer", "image_summary", "lexer_for", "pick_mime"]
+__all__ = ["RESET", "Renderer", "image_summary", "lexer_for", "pick_mime", "resolve_cr"]
 
 RESET = "\x1b[0m"
 _RED = "\x1b[31m"
@@ -48,6 +48,29 @@ MIME_PREFERENCE = (
 
 #: Above this size rich-rendered types fall back to plain text (rich is slow).
 RICH_LIMIT = 200_000
+
+
+def _last_segment(line: str) -> str:
+    r"""What a terminal shows for a line rewritten with ``\r``: its last write."""
+    for segment in reversed(line.split("\r")):
+        if segment:
+            return segment
+    return ""
+
+
+def resolve_cr(text: str) -> str:
+    """Collapse carriage-return rewrites line by line (``\\r\\n`` is a newline).
+
+    A trailing ``\\r`` is kept: the next write starts at column 0 again
+    (``print(i, end="\\r")`` progress), unless it is a ``\\n``.
+    """
+    if "\r" not in text:
+        return text
+    text = text.replace("\r\n", "\n")
+    if "\r" not in text:
+        return text
+    out = "\n".join(_last_segment(line) for line in text.split("\n"))
+    return out + "\r" if text.endswith("\r") else out
 
 
 def pick_mime(data: Mapping[str, Any]) -> str | None:
@@ -131,9 +154,16 @@ class Renderer:
     def paint(self, sgr: str, text: str) -> str:
         return f"{sgr}{text}{RESET}" if self.color else text
 
-    def clean(self, text: str) -> str:
-        """Sanitise untrusted text; drop colours too when colour is off."""
+    def clean(self, text: str, *, stream: bool = False) -> str:
+        """Sanitise untrusted text; drop colours too when colour is off.
+
+        Carriage returns are resolved here (a ``\\r`` reaching the terminal
+        could overwrite a gutter or a label), except in stream text, whose
+        ``\\r`` the transcript resolves across messages.
+        """
         text = sanitize(text)
+        if not stream and "\r" in text:
+            text = resolve_cr(text).rstrip("\r")
         return text if self.color else strip_sgr(text)
 
     def peer_sgr(self, peer: Peer) -> str:
@@ -162,13 +192,13 @@ class Renderer:
 
     def notice(self, text: str) -> str:
         """A line ipymirror itself says (restart, elided output...)."""
-        return self.paint(_DIM, f"» {text}")
+        return self.paint(_DIM, f"» {strip_sgr(self.clean(text))}")  # may quote a peer
 
     # -- content -----------------------------------------------------------
     def code(self, code: str) -> list[str]:
         # Colour codes inside source are not colours to keep: the lexer would
         # turn their ESC into an error token and leave "[1m" visible.
-        code = strip_sgr(sanitize(code)).rstrip("\n")
+        code = strip_sgr(self.clean(code)).rstrip("\n")
         lexer = lexer_for(self.language) if self.color else None
         if lexer is None or len(code) > RICH_LIMIT:
             return code.split("\n")
@@ -187,7 +217,7 @@ class Renderer:
             return []
         value = data[mime]
         if mime.startswith("image/"):
-            return [self.paint(_DIM, image_summary(mime, value, metadata or {}))]
+            return [self.paint(_DIM, self.clean(image_summary(mime, value, metadata or {})))]
         if mime == "application/json":
             return self._json(value)
         if isinstance(value, list):
@@ -196,7 +226,7 @@ class Renderer:
         if mime == "text/markdown" and len(text) <= RICH_LIMIT:
             return self._markdown(text)
         if mime not in ("text/plain", "text/markdown", "text/latex"):
-            kinds = ", ".join(str(m) for m in data)
+            kinds = self.clean(", ".join(str(m) for m in data))
             return [self.paint(_DIM, f"[{kinds}: {_human_size(len(text))}, no text form]")]
         return self.clean(text).rstrip("\n").split("\n")
 

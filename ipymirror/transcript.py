@@ -33,7 +33,7 @@ from .events import (
     Status,
     Stream,
 )
-from .render import RESET, Renderer
+from .render import RESET, Renderer, resolve_cr
 
 __all__ = ["Transcript"]
 
@@ -41,29 +41,6 @@ MAX_OPEN_CELLS = 64
 MAX_LIVE_LINES = 400  # per cell; older live lines are counted, then dropped
 MAX_PARTIAL = 64 * 1024  # characters of an unfinished line kept live
 MAX_STREAM_TEXT = 8 * 1024 * 1024  # characters of one stream message shown; the middle is elided
-
-
-def _last_segment(line: str) -> str:
-    r"""What a terminal shows for a line rewritten with ``\r``: its last write."""
-    for segment in reversed(line.split("\r")):
-        if segment:
-            return segment
-    return ""
-
-
-def _resolve_cr(text: str) -> str:
-    """Collapse carriage-return rewrites line by line (``\\r\\n`` is a newline).
-
-    A trailing ``\\r`` is kept: the next write starts at column 0 again
-    (``print(i, end="\\r")`` progress), unless it is a ``\\n``.
-    """
-    if "\r" not in text:
-        return text
-    text = text.replace("\r\n", "\n")
-    if "\r" not in text:
-        return text
-    out = "\n".join(_last_segment(line) for line in text.split("\n"))
-    return out + "\r" if text.endswith("\r") else out
 
 
 @dataclass
@@ -228,13 +205,13 @@ class Transcript:
         cell = self._cell(ev)
         stderr = ev.name == "stderr"
         raw = ev.text if len(ev.text) <= MAX_STREAM_TEXT else self._elide(ev.text)
-        text = self.r.clean(raw)
+        text = self.r.clean(raw, stream=True)
         if cell.clear_pending:
             self._do_clear(cell)
         if cell.live:
             self._live_text(cell, ev.name, text)
             return
-        buf = _resolve_cr(cell.partial.get(ev.name, "") + text)
+        buf = resolve_cr(cell.partial.get(ev.name, "") + text)
         cut = buf.rfind("\n")
         if cut >= 0:
             self._announce_cut(cell, ev.cell)
@@ -252,7 +229,7 @@ class Transcript:
 
     def _live_text(self, cell: _Cell, name: str, text: str) -> None:
         """Stream text of a cell in live mode: appended to its live block."""
-        buf = _resolve_cr(cell.partial.get(name, "") + text)
+        buf = resolve_cr(cell.partial.get(name, "") + text)
         *whole, rest = buf.split("\n")
         if whole:
             self._add_live(cell, None, whole, stderr=name == "stderr")

@@ -1,0 +1,387 @@
+"""``ipymirror export``: a recording as a notebook, an asciicast, HTML or Markdown.
+
+Two views of a recording, both pure functions of its records:
+
+* **cells** (ipynb, Markdown): one cell per ``execute_input``, in recorded
+  order, with the outputs whose parent is that execution — streams merged,
+  ``clear_output`` and ``update_display_data`` applied as a notebook would.
+  Output of executions that never broadcast their input (silent ones, or
+  cells begun before the recording) has no cell and is left out.
+* **the terminal** (asciicast, HTML): the transcript exactly as ``watch``
+  and ``replay`` draw it — same :class:`~ipymirror.transcript.Transcript`
+  and :class:`~ipymirror.render.Renderer`, colours on.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import os
+import re
+import sys
+from argparse import Namespace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ExitStatus, MirrorError
+from .events import Peer
+from .protocol import peer_of, to_event
+from .recording import Header, Record, iopub, read_recording
+from .render import Renderer
+from .sanitize import strip_sgr
+from .transcript import Transcript
+
+__all__ = [
+    "Cell",
+    "default_output",
+    "notebook_cells",
+    "run_export",
+    "to_asciicast",
+    "to_html",
+    "to_markdown",
+    "to_notebook",
+    "transcript_text",
+]
+
+WIDTH, HEIGHT = 100, 30  # the terminal an asciicast / HTML page is drawn for
+FRAME = 1 / 30  # records this close together form one asciicast frame
+EXTENSIONS = {"ipynb": ".ipynb", "asciicast": ".cast", "html": ".html", "markdown": ".md"}
+_JSON_MIME = re.compile(r"^application/(.*\+)?json$")
+
+# ---------------------------------------------------------------------- cells
+
+
+@dataclass
+class Cell:
+    code: str
+    execution_count: int | None
+    peer: Peer
+    t: float
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    clear_pending: bool = False
+
+
+def _bundle(data: Any) -> dict[str, Any]:
+    """A MIME bundle nbformat accepts: JSON types as they are, the rest as text."""
+    out: dict[str, Any] = {}
+    if not isinstance(data, Mapping):
+        return out
+    for mime, value in data.items():
+        if not isinstance(mime, str):
+            continue
+        if _JSON_MIME.match(mime) or isinstance(value, str):
+            out[mime] = value
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            out[mime] = "".join(value)
+        else:
+            out[mime] = json.dumps(value, default=str)
+    return out
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _output(msg_type: str, c: Mapping[str, Any], count: int | None) -> dict[str, Any] | None:
+    from nbformat import v4
+
+    if msg_type == "execute_result":
+        return v4.new_output(
+            "execute_result",
+            data=_bundle(c.get("data")),
+            metadata=_dict(c.get("metadata")),
+            execution_count=count,
+        )
+    if msg_type == "display_data":
+        return v4.new_output(
+            "display_data", data=_bundle(c.get("data")), metadata=_dict(c.get("metadata"))
+        )
+    if msg_type == "error":
+        tb = c.get("traceback")
+        return v4.new_output(
+            "error",
+            ename=str(c.get("ename") or ""),
+            evalue=str(c.get("evalue") or ""),
+            traceback=[str(line) for line in tb] if isinstance(tb, list) else [],
+        )
+    return None
+
+
+def _add(cell: Cell, out: dict[str, Any]) -> None:
+    if cell.clear_pending:
+        cell.outputs.clear()
+        cell.clear_pending = False
+    last = cell.outputs[-1] if cell.outputs else None
+    if (
+        out["output_type"] == "stream"
+        and last is not None
+        and last["output_type"] == "stream"
+        and last["name"] == out["name"]
+    ):
+        last["text"] += out["text"]  # merged, as a notebook shows consecutive writes
+    else:
+        cell.outputs.append(out)
+
+
+def notebook_cells(records: Iterable[Record]) -> list[Cell]:
+    """The recorded executions with their outputs, in recorded order."""
+    from nbformat import v4
+
+    cells: list[Cell] = []
+    by_id: dict[str, Cell] = {}
+    displays: dict[str, list[dict[str, Any]]] = {}  # display_id -> outputs showing it
+    for record in records:
+        msg_type, c = record.msg_type, record.msg["content"]
+        if msg_type == "execute_input":
+            count = c.get("execution_count")
+            count = count if isinstance(count, int) and not isinstance(count, bool) else None
+            peer, parent = peer_of(record.msg)
+            cell = Cell(str(c.get("code") or ""), count, peer, record.t)
+            cells.append(cell)
+            by_id[parent] = cell
+            continue
+        owner = by_id.get(record.parent_id)
+        if owner is None:
+            continue
+        display_id = _dict(c.get("transient")).get("display_id")
+        if msg_type == "stream":
+            text = c.get("text")
+            if isinstance(text, str) and text:
+                name = "stderr" if c.get("name") == "stderr" else "stdout"
+                _add(owner, v4.new_output("stream", name=name, text=text))
+        elif msg_type == "clear_output":
+            if c.get("wait"):
+                owner.clear_pending = True
+            else:
+                owner.outputs.clear()
+        elif msg_type == "update_display_data":
+            for out in displays.get(display_id, []) if isinstance(display_id, str) else []:
+                out["data"], out["metadata"] = _bundle(c.get("data")), _dict(c.get("metadata"))
+        elif (out := _output(msg_type, c, owner.execution_count)) is not None:
+            _add(owner, out)
+            if isinstance(display_id, str) and display_id:
+                displays.setdefault(display_id, []).append(out)
+    return cells
+
+
+def to_notebook(header: Header, cells: list[Cell]) -> Any:
+    """An nbformat v4 notebook; raises MirrorError if it would not validate."""
+    import nbformat
+    from nbformat import v4
+
+    nb = v4.new_notebook()
+    name = str(header.kernel.get("name") or header.language or "")
+    if name:
+        nb.metadata["kernelspec"] = {
+            "name": name,
+            "display_name": name,
+            "language": header.language,
+        }
+    if header.language_info:
+        nb.metadata["language_info"] = dict(header.language_info)
+    nb.metadata["ipymirror"] = {"recorded": header.started, "version": header.version}
+    for cell in cells:
+        nb.cells.append(
+            v4.new_code_cell(
+                source=cell.code,
+                execution_count=cell.execution_count,
+                outputs=cell.outputs,
+                metadata={
+                    "ipymirror": {
+                        "peer": cell.peer.username,
+                        "session": cell.peer.session,
+                        "t": round(cell.t, 3),
+                    }
+                },
+            )
+        )
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as exc:
+        raise MirrorError(f"the notebook would not be valid: {exc.message}") from None
+    return nb
+
+
+def _fence(text: str, lang: str = "") -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{lang}\n{text.rstrip(chr(10))}\n{ticks}"
+
+
+def _collapse_cr(text: str) -> str:
+    """What a terminal leaves of ``\\r`` rewrites: each line's last write."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    return "\n".join(next((s for s in reversed(line.split("\r")) if s), "") for line in lines)
+
+
+def _output_text(out: Mapping[str, Any], r: Renderer) -> str:
+    kind = out.get("output_type")
+    if kind == "stream":
+        return _collapse_cr(r.clean(out.get("text", "")))
+    if kind == "error":
+        return "\n".join(r.traceback(out["ename"], out["evalue"], tuple(out["traceback"])))
+    lines = r.mime(out.get("data", {}), out.get("metadata", {}))
+    if kind == "execute_result" and lines:
+        count = out.get("execution_count")
+        prompt = f"Out[{count if count is not None else ' '}]: "
+        lines = [prompt + lines[0]] if len(lines) == 1 else [prompt, *lines]
+    return "\n".join(lines)
+
+
+def to_markdown(header: Header, cells: list[Cell]) -> str:
+    """Code blocks and output blocks, for pasting into an issue."""
+    r = Renderer(width=WIDTH, color=False, language=header.lexer)
+    parts = [f"Recorded with ipymirror from a {header.describe()}, {header.started}."]
+    for cell in cells:
+        count = cell.execution_count if cell.execution_count is not None else " "
+        parts.append(f"**{r.clean(cell.peer.label)}** · In [{count}]")
+        parts.append(_fence(cell.code, header.language))
+        text = "\n".join(t.rstrip("\n") for t in (_output_text(o, r) for o in cell.outputs) if t)
+        if text.strip():
+            parts.append(_fence(text))
+    return "\n\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------------- terminal
+
+
+def _feed(transcript: Transcript, records: Iterable[Record]) -> None:
+    for record in records:
+        ev = to_event(record.msg)
+        if ev is not None:
+            transcript.feed(ev)
+
+
+def transcript_text(header: Header, records: Iterable[Record], *, width: int = WIDTH) -> str:
+    """The whole session as the terminal shows it, colours included."""
+    transcript = Transcript(Renderer(width=width - 2, color=True, language=header.lexer))
+    _feed(transcript, records)
+    transcript.finish_all()
+    return "".join(transcript.take())
+
+
+def to_html(header: Header, records: Iterable[Record], *, width: int = WIDTH) -> str:
+    """A self-contained page of the rendered session (rich's HTML export)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(
+        record=True,
+        file=io.StringIO(),
+        width=width,
+        force_terminal=True,
+        color_system="256",
+        highlight=False,
+        markup=False,
+        emoji=False,
+    )
+    console.print(Text.from_ansi(transcript_text(header, records, width=width)))
+    from rich.terminal_theme import MONOKAI
+
+    page = console.export_html(theme=MONOKAI, inline_styles=True)
+    title = html.escape(f"ipymirror session: {header.describe()}, {header.started}")
+    return page.replace("<head>", f"<head>\n<title>{title}</title>", 1)
+
+
+def _rows(lines: list[str], width: int) -> int:
+    """Terminal rows that ``lines`` take up (long lines wrap)."""
+    from rich.cells import cell_len
+
+    return sum(max(1, -(-cell_len(strip_sgr(line)) // width)) for line in lines)
+
+
+def to_asciicast(
+    header: Header, records: Iterable[Record], *, width: int = WIDTH, height: int = HEIGHT
+) -> Iterator[str]:
+    """asciicast v2 lines: a header, then ``[t, "o", text]`` frames as the terminal drew them.
+
+    Committed lines scroll up; the live region (progress bars) is drawn below
+    them and redrawn in place, as ``watch`` does.
+    """
+    started = header.started_at
+    meta: dict[str, Any] = {"version": 2, "width": width, "height": height}
+    if started is not None:
+        meta["timestamp"] = int(started.timestamp())
+    meta["title"] = f"ipymirror: {header.describe()}"
+    meta["env"] = {"TERM": "xterm-256color"}
+    yield json.dumps(meta, ensure_ascii=False)
+    transcript = Transcript(Renderer(width=width - 2, color=True, language=header.lexer))
+    shown = 0  # rows of live region on screen, cursor on its last row
+    version = transcript.version
+
+    def frame(end: bool = False) -> str:
+        nonlocal shown, version
+        committed = "".join(transcript.take())
+        if not committed and transcript.version == version and not end:
+            return ""  # nothing new to draw
+        version = transcript.version
+        out = ""
+        if shown:
+            out += "\r" + (f"\x1b[{shown - 1}A" if shown > 1 else "") + "\x1b[J"
+        out += committed
+        live = [] if end else transcript.live()[-(height - 1) :]
+        shown = _rows(live, width)
+        out += "\n".join(live)
+        return out.replace("\n", "\r\n")
+
+    start: float | None = None
+    for record in records:
+        if start is not None and record.t > start + FRAME:
+            if text := frame():
+                yield json.dumps([round(start, 6), "o", text], ensure_ascii=False)
+            start = None
+        if start is None:
+            start = record.t
+        _feed(transcript, [record])
+    transcript.finish_all()
+    if text := frame(end=True):
+        yield json.dumps([round(start or 0.0, 6), "o", text], ensure_ascii=False)
+
+
+# -------------------------------------------------------------------- command
+
+
+def default_output(path: str, fmt: str) -> str:
+    """IN with the format's extension: session.ipym(.gz) -> session.ipynb."""
+    base = path[:-3] if path.endswith(".gz") else path
+    root, _ = os.path.splitext(base)
+    return root + EXTENSIONS[fmt]
+
+
+def _render(fmt: str, header: Header, records: Iterator[Record]) -> Iterator[str]:
+    if fmt == "ipynb":
+        import nbformat
+
+        yield nbformat.writes(to_notebook(header, notebook_cells(records)))
+    elif fmt == "markdown":
+        yield to_markdown(header, notebook_cells(records))
+    elif fmt == "html":
+        yield to_html(header, records)
+    else:
+        for line in to_asciicast(header, records):
+            yield line + "\n"
+
+
+async def run_export(args: Namespace) -> ExitStatus:
+    out = args.output or default_output(args.input, args.to)
+    if out != "-" and os.path.abspath(out) == os.path.abspath(args.input):
+        raise MirrorError(f"{out} is the recording itself; choose another -o", ExitStatus.USAGE)
+    warnings: list[str] = []
+    header, records = read_recording(args.input, warn=warnings.append)
+    with records:
+        text = "".join(_render(args.to, header, iopub(records)))  # whole: errors leave no half file
+    for warning in warnings:
+        print(f"ipymirror: warning: {warning}", file=sys.stderr)
+    if out == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return ExitStatus.OK
+    try:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise MirrorError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {out}")
+    return ExitStatus.OK

@@ -1,0 +1,334 @@
+"""``ipymirror record``: a passive collaborator that appends every broadcast to a file.
+
+The :class:`Recorder` is a sink of the one :class:`~ipymirror.mirror.Mirror`
+pipeline: the mirror hands it every raw IOPub message before anything else
+sees it, whether the mirror feeds a console (``ipymirror --record``) or
+nothing at all (``ipymirror record``, which renders no transcript).  Rules:
+
+* Every message is written as it arrives, in arrival order, one line each
+  (see :mod:`ipymirror.recording`); nothing waits in a buffer.
+* ``record`` says "recording" only once the kernel's IOPub stream has been seen
+  to reach it, so nothing broadcast after that line can be missing.
+* A write error (full disk) stops the recording, and says so once; it never
+  stops the console that records.
+* ``record`` never executes: its only requests are ``kernel_info``.  It ends on
+  Ctrl-C, SIGTERM/SIGHUP, or the kernel's shutdown (not on a restart: the
+  stream continues and the restart is recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import sys
+import time
+from argparse import Namespace
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from .errors import ExitStatus, MirrorError
+from .events import Event, KernelRestart
+from .kernel import KernelLink
+from .mirror import Mirror
+from .recording import RecordingWriter, header_record
+from .render import Renderer
+from .room import Room
+from .screen import Screen
+
+__all__ = ["Recorder", "check_target", "lossless", "run_record"]
+
+STATUS_PERIOD = 0.25  # seconds between status line redraws, at most
+DRAIN_BATCH = 512
+
+Message = dict[str, Any]
+
+
+def check_target(path: str) -> None:
+    """Refuse to write into an existing recording (or anything else non-empty)."""
+    if os.path.isdir(path):
+        raise MirrorError(f"{path} is a directory", ExitStatus.RECORDING)
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        raise MirrorError(
+            f"{path} already exists; record to a new file (or remove it first)",
+            ExitStatus.RECORDING,
+        )
+
+
+def kernel_name_of(link: KernelLink) -> str:
+    """The kernelspec name: the manager's, or the connection file's ``kernel_name``."""
+    if link.manager is not None:
+        return str(getattr(link.manager, "kernel_name", "") or "")
+    try:
+        with open(link.where) as f:
+            name = json.load(f).get("kernel_name")  # this field only: never the key
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return name if isinstance(name, str) else ""
+
+
+def lossless(link: KernelLink) -> None:
+    """Let IOPub queue without limit on our side, so a slow moment never drops a message.
+
+    ZMQ's default high-water mark (1,000 messages) makes a subscriber that falls
+    behind lose messages silently.  A recorder must not; it catches up instead.
+    Call before :meth:`KernelLink.connect` (the option applies to new sockets).
+    """
+    link.client.context.setsockopt(zmq.RCVHWM, 0)
+
+
+def human_bytes(n: int) -> str:
+    if n < 1000:
+        return f"{n} B"
+    if n < 1000_000:
+        return f"{n / 1000:.1f} kB"
+    return f"{n / 1000_000:.1f} MB"
+
+
+class Recorder:
+    """Appends every message it is given to a recording; counts what it saw."""
+
+    def __init__(
+        self,
+        writer: RecordingWriter,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.writer = writer
+        self.clock = clock
+        self.start = clock()
+        self.on_error = on_error
+        self.on_change: Callable[[], None] | None = None
+        self.messages = 0
+        self.cells = 0
+        self.error: str | None = None
+
+    @classmethod
+    def create(
+        cls,
+        path: str,
+        kernel_info: dict[str, Any],
+        kernel_name: str = "",
+        *,
+        on_error: Callable[[str], None] | None = None,
+    ) -> Recorder:
+        """A new recording at ``path``, its header written; t=0 is now."""
+        check_target(path)
+        try:
+            writer = RecordingWriter(path)
+            writer.write_line(header_record(kernel_info, kernel_name))
+        except OSError as exc:
+            raise MirrorError(
+                f"cannot write recording {path}: {exc.strerror or exc}", ExitStatus.RECORDING
+            ) from None
+        return cls(writer, on_error=on_error)
+
+    @classmethod
+    def for_link(
+        cls, path: str, link: KernelLink, *, on_error: Callable[[str], None] | None = None
+    ) -> Recorder:
+        return cls.create(path, link.kernel_info, kernel_name_of(link), on_error=on_error)
+
+    @property
+    def path(self) -> str:
+        return self.writer.path
+
+    @property
+    def bytes(self) -> int:
+        return self.writer.bytes
+
+    def write(self, msg: Message) -> None:
+        """The sink: append ``msg``, stamped with the time since the start."""
+        if self.error is not None:
+            return
+        try:
+            self.writer.write(msg, self.clock() - self.start)
+        except OSError as exc:
+            self.error = f"cannot write recording {self.path}: {exc.strerror or exc}"
+            if self.on_error is not None:
+                self.on_error(f"recording stopped: {self.error}")
+            return
+        self.messages += 1
+        if msg.get("msg_type") == "execute_input":
+            self.cells += 1
+        if self.on_change is not None:
+            self.on_change()
+
+    def status(self, room: Room) -> str:
+        peers = sum(1 for p in room.peers.values() if p.session)
+        return (
+            f"● rec {self.messages:,} messages │ {self.cells:,} cells │ {peers} "
+            f"peer{'s' if peers != 1 else ''} │ {human_bytes(self.bytes)} │ kernel {room.state}"
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.writer.close()
+
+
+class NoTranscript:
+    """Stands in for the transcript when nothing is shown: recording stays cheap."""
+
+    version = 0
+
+    def feed(self, ev: Event) -> None:
+        pass
+
+    def take(self) -> list[str]:
+        return []
+
+    def pending(self) -> bool:
+        return False
+
+    def live(self) -> list[str]:
+        return []
+
+    def notice(self, text: str) -> None:
+        pass
+
+    def finish_all(self) -> None:
+        pass
+
+
+class StatusLine:
+    """The recorder's one line: redrawn in place on a tty, at most every STATUS_PERIOD."""
+
+    def __init__(self, stream: Any, recorder: Recorder, room: Room) -> None:
+        self.stream = stream
+        self.recorder = recorder
+        self.room = room
+        self._handle: asyncio.TimerHandle | None = None
+        self._shown = ""
+
+    def changed(self) -> None:
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(STATUS_PERIOD, self.draw)
+
+    def draw(self) -> None:
+        self._handle = None
+        text = self.recorder.status(self.room)
+        if text != self._shown:
+            self._shown = text
+            self.stream.write("\r\x1b[K" + text)
+            self.stream.flush()
+
+    def clear(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._shown = ""
+
+
+async def await_iopub(link: KernelLink, seen: asyncio.Event, timeout: float) -> None:
+    """Ask ``kernel_info`` until an IOPub message has arrived (the subscription is live)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not seen.is_set():
+        link.client.kernel_info()
+        try:
+            await asyncio.wait_for(seen.wait(), 0.2)
+        except TimeoutError:
+            if loop.time() > deadline:
+                raise MirrorError(
+                    f"no IOPub message from the kernel within {timeout:g} s: {link.where}",
+                    ExitStatus.UNREACHABLE,
+                ) from None
+
+
+async def drain(link: KernelLink, mirror: Mirror) -> None:
+    """Feed whatever IOPub messages are already waiting (at the end of a recording)."""
+    socket = link.client.iopub_channel.socket
+    batch: list[Message] = []
+    while True:
+        try:
+            msg = link.decode(await socket.recv_multipart(flags=zmq.NOBLOCK))
+        except zmq.Again:
+            break
+        if msg is not None:
+            batch.append(msg)
+        if len(batch) >= DRAIN_BATCH:
+            mirror.feed(batch)
+            batch = []
+    mirror.feed(batch)
+
+
+async def run_record(args: Namespace) -> ExitStatus:
+    from .commands import _describe, _on_signals, heartbeat, open_link
+
+    out: str = args.out
+    check_target(out)
+    args.join_only = True
+    link = await open_link(args)
+    stream = sys.stdout
+    tasks: list[asyncio.Task[Any]] = []
+    recorder: Recorder | None = None
+    status: StatusLine | None = None
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[str] = loop.create_future()
+
+    def end(why: str) -> None:
+        if not ended.done():
+            ended.set_result(why)
+
+    _on_signals(loop, ended, sigint=True)
+    lossless(link)
+    try:
+        await link.connect(args.timeout, stdin=False, control=False)
+        recorder = Recorder.for_link(out, link, on_error=end)
+        mirror = Mirror(Renderer(color=False), Screen(io.StringIO()), me=link.session_id)
+        mirror.transcript = NoTranscript()  # type: ignore[assignment]
+        seen = asyncio.Event()
+        mark = lambda msg: seen.set()  # noqa: E731
+        mirror.sinks += [mark, recorder.write]
+
+        def on_event(ev: Event) -> None:
+            if isinstance(ev, KernelRestart) and not ev.restart:
+                end("the kernel shut down")
+
+        mirror.listeners.append(on_event)
+        pump = asyncio.ensure_future(mirror.run(link.iopub_batches()))
+        tasks += [pump, asyncio.ensure_future(heartbeat(link, mirror, asyncio.Event()))]
+        await await_iopub(link, seen, args.timeout)
+        mirror.sinks.remove(mark)
+        print(
+            f"recording the {_describe(link)} of {link.where} to {out} (Ctrl-C stops)",
+            file=stream,
+            flush=True,
+        )
+        if stream.isatty():
+            status = StatusLine(stream, recorder, mirror.room)
+            recorder.on_change = status.changed
+            status.draw()
+        await asyncio.wait([pump, ended], return_when=asyncio.FIRST_COMPLETED)
+        if pump.done():
+            pump.result()  # an error in the pipeline is raised here
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+        await drain(link, mirror)
+        if recorder.error is not None:
+            raise MirrorError(recorder.error, ExitStatus.RECORDING)
+    finally:
+        for task in tasks:
+            task.cancel()
+        if status is not None:
+            status.clear()
+        if recorder is not None:
+            recorder.close()
+        await link.close(shutdown=False)
+    why = ended.result() if ended.done() and ended.result() else "stopped"
+    print(
+        f"{why}: recorded {recorder.messages:,} messages, {recorder.cells:,} cells, "
+        f"{human_bytes(recorder.bytes)} to {out}",
+        file=stream,
+        flush=True,
+    )
+    return ExitStatus.OK

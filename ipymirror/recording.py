@@ -1,0 +1,479 @@
+"""The recording format: one codec for files, replay, export and the relay's wire.
+
+Specified in ``docs/recording-format.md``.  Pure apart from
+:class:`RecordingWriter` and :func:`read_recording`, which own the file I/O.
+Rules this module keeps:
+
+* A line is one JSON object and a newline.  The writer hands each complete
+  line to the OS in one ``write(2)`` (gzip: compressed and sync-flushed first),
+  so a crash tears at most the last line.
+* The header comes from an allow-list of ``kernel_info_reply`` fields: the
+  connection key, ports and paths can never be written.
+* Reading, a torn last line costs that line and one warning; any other bad
+  line is a :class:`RecordError` (a :class:`MirrorError` with the file name and
+  line number from :func:`read_recording`).
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import math
+import os
+import sys
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from jupyter_client.jsonutil import json_default
+
+from . import __version__
+from .errors import ExitStatus, MirrorError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Header",
+    "Record",
+    "RecordError",
+    "RecordingWriter",
+    "Records",
+    "decode_header",
+    "decode_record",
+    "encode_record",
+    "header_record",
+    "iopub",
+    "read_recording",
+]
+
+FORMAT_VERSION = 1
+MAGIC = "ipymirror_recording"
+GZIP_MAGIC = b"\x1f\x8b"
+SYNC_MARK = b"\x00\x00\xff\xff"  # what Z_SYNC_FLUSH ends every flushed line with
+
+#: kernel_info_reply fields copied into the header.  An allow-list on purpose.
+KERNEL_FIELDS = (
+    "language_info",
+    "implementation",
+    "implementation_version",
+    "protocol_version",
+    "banner",
+    "help_links",
+)
+
+CHUNK = 256 * 1024  # bytes read at a time
+
+
+class RecordError(ValueError):
+    """A line that is not a valid record (or header)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One recorded message: ``t`` seconds after the start, on ``channel``.
+
+    ``msg`` has the shape of ``Session.deserialize``'s result (header dates
+    stay ISO strings), so ``protocol.to_event(record.msg)`` works on it.
+    """
+
+    t: float
+    channel: str
+    msg: dict[str, Any]
+
+    @property
+    def msg_type(self) -> str:
+        return self.msg["msg_type"]
+
+    @property
+    def parent_id(self) -> str:
+        parent = self.msg["parent_header"]
+        value = parent.get("msg_id") if isinstance(parent, Mapping) else None
+        return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The first line of a recording."""
+
+    format: int
+    version: str
+    started: str
+    kernel: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def language_info(self) -> Mapping[str, Any]:
+        info = self.kernel.get("language_info")
+        return info if isinstance(info, Mapping) else {}
+
+    @property
+    def language(self) -> str:
+        """The language's name (``python``, ``bash``), '' if unknown."""
+        name = self.language_info.get("name")
+        return name if isinstance(name, str) else ""
+
+    @property
+    def lexer(self) -> str:
+        """A pygments lexer name for the kernel's code (as KernelLink.language)."""
+        lexer = self.language_info.get("pygments_lexer")
+        return lexer if isinstance(lexer, str) and lexer else self.language
+
+    @property
+    def started_at(self) -> datetime | None:
+        try:
+            return datetime.fromisoformat(self.started.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+
+    def describe(self) -> str:
+        """'python kernel (ipython)', as the console says it."""
+        impl = self.kernel.get("implementation")
+        text = f"{self.language or '?'} kernel"
+        return text + (f" ({impl})" if isinstance(impl, str) and impl else "")
+
+
+# -------------------------------------------------------------------- encode
+
+
+def _b64(buf: Any) -> str:
+    return binascii.b2a_base64(bytes(buf), newline=False).decode("ascii")
+
+
+def _default(value: Any) -> Any:
+    """datetimes, bytes... as jupyter_client writes them; anything else as its repr."""
+    try:
+        return json_default(value)
+    except TypeError:
+        return repr(value)
+
+
+def _dumps(obj: Mapping[str, Any]) -> bytes:
+    try:
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_default)
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: UTF-8 cannot hold them, \u escapes can
+        return (json.dumps(obj, separators=(",", ":"), default=_default) + "\n").encode()
+
+
+def encode_record(msg: Mapping[str, Any], t: float, channel: str = "iopub") -> bytes:
+    """One message as one line of JSON, newline included."""
+    header = msg.get("header") or {}
+    msg_type = msg.get("msg_type")
+    if not msg_type and isinstance(header, Mapping):
+        msg_type = header.get("msg_type")
+    return _dumps(
+        {
+            "t": round(t, 6),
+            "channel": channel,
+            "msg_type": msg_type or "",
+            "header": header,
+            "parent_header": msg.get("parent_header") or {},
+            "metadata": msg.get("metadata") or {},
+            "content": msg.get("content") or {},
+            "buffers": [_b64(b) for b in msg.get("buffers") or ()],
+        }
+    )
+
+
+def header_record(
+    kernel_info: Mapping[str, Any],
+    kernel_name: str = "",
+    *,
+    started: datetime | None = None,
+    version: str = __version__,
+) -> bytes:
+    """The header line for a kernel that answered ``kernel_info`` with ``kernel_info``."""
+    kernel: dict[str, Any] = {"name": kernel_name}
+    for key in KERNEL_FIELDS:
+        if key in kernel_info:
+            kernel[key] = kernel_info[key]
+    when = (started or datetime.now(UTC)).astimezone(UTC)
+    return _dumps(
+        {
+            MAGIC: FORMAT_VERSION,
+            "version": version,
+            "started": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "kernel": kernel,
+        }
+    )
+
+
+# -------------------------------------------------------------------- decode
+
+
+def _load(line: bytes | str) -> dict[str, Any]:
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8
+        raise RecordError(f"not JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise RecordError(f"a JSON {type(obj).__name__}, not an object")
+    return obj
+
+
+def decode_header(line: bytes | str) -> Header:
+    obj = _load(line)
+    fmt = obj.get(MAGIC)
+    if fmt is None:
+        raise RecordError("no ipymirror_recording header")
+    if fmt != FORMAT_VERSION or isinstance(fmt, bool):
+        raise RecordError(f"format version {fmt!r}, this ipymirror reads {FORMAT_VERSION}")
+    kernel = obj.get("kernel")
+    version, started = obj.get("version"), obj.get("started")
+    return Header(
+        fmt,
+        version if isinstance(version, str) else "",
+        started if isinstance(started, str) else "",
+        kernel if isinstance(kernel, dict) else {},
+    )
+
+
+def _obj(obj: Mapping[str, Any], key: str, required: bool = False) -> dict[str, Any]:
+    value = obj.get(key)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise RecordError(f"{key!r} is not an object")
+    return value
+
+
+def decode_record(line: bytes | str) -> Record:
+    """One line back into a :class:`Record`; :class:`RecordError` if it is not one."""
+    obj = _load(line)
+    if MAGIC in obj:
+        raise RecordError("a second header")
+    t = obj.get("t")
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
+        raise RecordError(f"'t' is not a time: {t!r}")
+    channel = obj.get("channel", "iopub")
+    if not isinstance(channel, str):
+        raise RecordError("'channel' is not a string")
+    header = _obj(obj, "header", required=True)
+    content = _obj(obj, "content", required=True)
+    msg_type = header.get("msg_type") or obj.get("msg_type")
+    if not isinstance(msg_type, str):
+        raise RecordError("no msg_type")
+    raw = obj.get("buffers") or []
+    if not isinstance(raw, list):
+        raise RecordError("'buffers' is not a list")
+    try:
+        buffers = [binascii.a2b_base64(b.encode("ascii"), strict_mode=True) for b in raw]
+    except (AttributeError, UnicodeEncodeError, binascii.Error):
+        raise RecordError("a buffer is not base64") from None
+    msg_id = header.get("msg_id")
+    msg = {
+        "header": header,
+        "msg_id": msg_id if isinstance(msg_id, str) else "",
+        "msg_type": msg_type,
+        "parent_header": _obj(obj, "parent_header"),
+        "metadata": _obj(obj, "metadata"),
+        "content": content,
+        "buffers": buffers,
+    }
+    return Record(float(t), channel, msg)
+
+
+def iopub(records: Iterable[Record]) -> Iterator[Record]:
+    """The IOPub records only: readers skip channels they do not know (spec)."""
+    return (record for record in records if record.channel == "iopub")
+
+
+# -------------------------------------------------------------------- files
+
+
+class RecordingWriter:
+    """Append lines to a recording, each in one write(2), nothing buffered.
+
+    ``compress`` (default: the name ends in ``.gz``) writes one gzip member
+    whose every line is sync-flushed; :meth:`close` writes its trailer.
+    """
+
+    def __init__(self, path: str, *, compress: bool | None = None) -> None:
+        self.path = path
+        if compress is None:
+            compress = path.endswith(".gz")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        self.fd = os.open(path, flags, 0o644)
+        self._z = zlib.compressobj(6, zlib.DEFLATED, 31) if compress else None
+        self.lines = 0
+        self.bytes = 0  # bytes of JSON written (before compression)
+
+    def write_line(self, line: bytes) -> None:
+        """Write one complete line (ending in a newline).  Raises OSError."""
+        z = self._z
+        data = line if z is None else z.compress(line) + z.flush(zlib.Z_SYNC_FLUSH)
+        self._write(data)
+        self.lines += 1
+        self.bytes += len(line)
+
+    def write(self, msg: Mapping[str, Any], t: float, channel: str = "iopub") -> int:
+        line = encode_record(msg, t, channel)
+        self.write_line(line)
+        return len(line)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        try:
+            if self._z is not None:
+                self._write(self._z.flush(zlib.Z_FINISH))
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Torn(Exception):
+    """The data ended in the middle of a line."""
+
+
+def _plain_chunks(f: Any, first: bytes) -> Iterator[bytes]:
+    yield first
+    while chunk := f.read(CHUNK):
+        yield chunk
+
+
+def _gzip_chunks(f: Any, first: bytes) -> Iterator[bytes]:
+    """Decompressed data of every gzip member; raises _Torn if cut short mid-line."""
+    d = zlib.decompressobj(31)
+    tail = b""
+    data = first
+    while data:
+        tail = (tail + data)[-len(SYNC_MARK) :]
+        while data:
+            yield d.decompress(data)
+            if not d.eof:
+                break
+            data = d.unused_data  # another member follows (an appended file)
+            d = zlib.decompressobj(31)
+            if not data:
+                tail = b""  # the member ended cleanly here
+        data = f.read(CHUNK)
+    if not d.eof and tail and tail != SYNC_MARK:
+        yield d.flush()
+        raise _Torn
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Split into lines (newline kept); a last line without one is yielded as is."""
+    rest = b""
+    for chunk in chunks:
+        if not chunk:
+            continue
+        rest += chunk
+        if b"\n" not in chunk:
+            continue
+        *whole, rest = rest.split(b"\n")
+        for line in whole:
+            yield line + b"\n"
+    if rest:
+        yield rest
+
+
+def read_recording(
+    path: str, *, warn: Callable[[str], None] | None = None
+) -> tuple[Header, Records]:
+    """Open a recording: its header now, its records lazily (in file order).
+
+    ``warn`` is called once if the last line is torn (default: print
+    ``ipymirror: warning: ...`` to stderr).  A foreign, empty or corrupt file
+    raises :class:`MirrorError` with :attr:`ExitStatus.RECORDING`, the header's
+    problems here, a bad line's while iterating.
+    """
+    try:
+        f = open(path, "rb")  # noqa: SIM115 -- the records iterator closes it
+    except OSError as exc:
+        raise MirrorError(
+            f"cannot read recording {path}: {exc.strerror or exc}", ExitStatus.RECORDING
+        ) from None
+    try:
+        first = f.read(CHUNK)
+        if not first:
+            raise _fail(path, "", "empty file, not an ipymirror recording")
+        chunks = _gzip_chunks(f, first) if first[:2] == GZIP_MAGIC else _plain_chunks(f, first)
+        lines = enumerate(_lines(chunks), 1)
+        header = _read_header(path, lines)
+    except BaseException:
+        f.close()
+        raise
+    return header, Records(f, _records(path, f, lines, warn or _warn_stderr))
+
+
+class Records(Iterator[Record]):
+    """The records of an open recording, in file order; closes the file when done."""
+
+    def __init__(self, f: Any, records: Iterator[Record]) -> None:
+        self._f = f
+        self._records = records
+
+    def __next__(self) -> Record:
+        return next(self._records)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> Records:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._f.close()
+
+
+def _fail(path: str, where: str, why: str) -> MirrorError:
+    return MirrorError(f"{path}: {where}{why}", ExitStatus.RECORDING)
+
+
+def _read_header(path: str, lines: Iterator[tuple[int, bytes]]) -> Header:
+    number = 0
+    try:
+        for number, line in lines:  # noqa: B007 -- the handlers use number
+            if line.strip():
+                return decode_header(line)
+    except RecordError as exc:
+        raise _fail(path, f"line {number}: ", f"not an ipymirror recording ({exc})") from None
+    except (_Torn, zlib.error, OSError) as exc:
+        why = "cut short" if isinstance(exc, _Torn) else str(exc)
+        raise _fail(path, "", f"unreadable, no header ({why})") from None
+    raise _fail(path, "", "no header, not an ipymirror recording")
+
+
+def _warn_stderr(text: str) -> None:
+    print(f"ipymirror: warning: {text}", file=sys.stderr)
+
+
+def _records(
+    path: str, f: Any, lines: Iterator[tuple[int, bytes]], warn: Callable[[str], None]
+) -> Iterator[Record]:
+    torn = "the last line is incomplete (the recording was cut short); it was skipped"
+    number = 1
+    try:
+        for number, line in lines:
+            if not line.strip():
+                continue
+            try:
+                yield decode_record(line)
+            except RecordError as exc:
+                if not line.endswith(b"\n"):
+                    warn(f"{path}: line {number}: {torn}")
+                    return
+                raise _fail(path, f"line {number}: ", f"corrupt recording ({exc})") from None
+    except _Torn:
+        warn(f"{path}: after line {number}: {torn}")
+    except (zlib.error, OSError) as exc:
+        raise _fail(path, f"after line {number}: ", f"unreadable ({exc})") from None
+    finally:
+        f.close()
