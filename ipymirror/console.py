@@ -23,20 +23,17 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
-from prompt_toolkit.layout import HSplit, Layout, Window
-from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.lexers import DynamicLexer
-from prompt_toolkit.styles import Style
 
 from .events import Event, Peer, Status
 from .kernel import KernelLink
 from .mirror import Mirror
-from .render import RESET, lexer_for
+from .render import lexer_for
 from .statusline import status_line
+from .views import STYLE, live_text, status_app
 
 __all__ = ["Console"]
 
-STYLE = Style.from_dict({"bottom-toolbar": "noreverse", "bottom-toolbar.text": "noreverse"})
 REQUEST_TIMEOUT = 2.0  # seconds to wait for is_complete / complete replies
 
 
@@ -81,7 +78,7 @@ class Console:
         self._lexer: Any = None  # built after the first prompt is drawn (see _warm_up)
         self.session: PromptSession[str] = PromptSession(
             message=self._message,
-            bottom_toolbar=self._toolbar,
+            bottom_toolbar=lambda: ANSI(self._status()),
             multiline=True,
             key_bindings=self._bindings(),
             completer=KernelCompleter(link),
@@ -102,16 +99,7 @@ class Console:
 
     # -- what the prompt shows ----------------------------------------------
     def _live_text(self) -> str:
-        lines = self.mirror.transcript.live()
-        if not lines:
-            return ""
-        rows = self.session.app.output.get_size().rows if self.session.app else 24
-        keep = max(3, rows // 3)
-        if len(lines) > keep:
-            hidden = len(lines) - keep + 1
-            notice = self.mirror.renderer.notice(f"… {hidden} more live lines")
-            lines = [notice, *lines[-keep + 1 :]]
-        return "\n".join(lines) + RESET + "\n"
+        return live_text(self.mirror, self.session.app.output.get_size().rows)
 
     def _in_prompt(self) -> str:
         return self.mirror.renderer.paint("\x1b[32m", f"In [{self.mirror.room.next_count()}]: ")
@@ -119,15 +107,20 @@ class Console:
     def _message(self) -> ANSI:
         # Rendered on every redraw, so a resize reaches rich layouts too.
         self.mirror.renderer.width = max(20, self.session.app.output.get_size().columns - 2)
-        if self.session.app.is_done:
+        app = self.session.app
+        if app.is_done:
             return ANSI(self._in_prompt())
-        return ANSI(self._live_text() + self._in_prompt())
+        # prompt_toolkit hides the bottom toolbar while it does not know the rows
+        # below the cursor (a terminal that ignores cursor position reports): then
+        # the status line goes above the prompt instead.
+        status = "" if app.renderer.height_is_known else self._status() + "\n"
+        return ANSI(self._live_text() + status + self._in_prompt())
 
     def _continuation(self, width: int, line_number: int, wrap_count: int) -> ANSI:
         return ANSI(self.mirror.renderer.paint("\x1b[32m", "...: ".rjust(width)))
 
-    def _toolbar(self) -> ANSI:
-        return ANSI(status_line(self.mirror.room, self.mirror.renderer, self.me))
+    def _status(self) -> str:
+        return status_line(self.mirror.room, self.mirror.renderer, self.me)
 
     def _bindings(self) -> KeyBindings:
         kb = KeyBindings()
@@ -185,17 +178,7 @@ class Console:
         def _interrupt(event: Any) -> None:
             self._background(self.link.interrupt())
 
-        body = HSplit(
-            [
-                Window(
-                    FormattedTextControl(lambda: ANSI(self._live_text())), dont_extend_height=True
-                ),
-                Window(FormattedTextControl(self._toolbar), height=1, style="class:bottom-toolbar"),
-            ]
-        )
-        return Application(
-            layout=Layout(body), key_bindings=kb, style=STYLE, erase_when_done=True
-        )
+        return status_app(self._live_text, self._status, kb)
 
     def on_event(self, ev: Event) -> None:
         """Pipeline listener: the idle of one of your cells ends its busy phase."""

@@ -26,9 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from prompt_toolkit.application import Application
-from prompt_toolkit.formatted_text import ANSI
-from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
+from prompt_toolkit.key_binding import KeyBindings
 
 from .errors import ExitStatus, MirrorError
 from .events import Status
@@ -37,7 +35,6 @@ from .protocol import peer_of, to_event
 from .recording import Header, Record, iopub, read_recording
 from .render import Renderer
 from .screen import Screen
-from .statusline import status_line
 from .watch import Watch
 
 __all__ = [
@@ -260,37 +257,24 @@ class Player:
             await asyncio.sleep(0)  # let the screen draw a frame and keys be read
 
 
-class ReplayView(Watch):
-    """The ``watch`` view with playback keys: space, ``.``, ``n``, ``q``."""
+def replay_view(mirror: Mirror, player: Player) -> Watch:
+    """The ``watch`` view with playback keys: space, ``.``, ``n`` (and ``q``)."""
+    kb = KeyBindings()
 
-    def __init__(self, mirror: Mirror, player: Player) -> None:
-        super().__init__(mirror, interactive=True)
-        self.player = player
+    @kb.add(" ")
+    def _pause(event: Any) -> None:
+        player.toggle_pause()
+        event.app.invalidate()
 
-    def _status(self) -> ANSI:
-        room = status_line(self.mirror.room, self.mirror.renderer)
-        return ANSI(f"{self.player.describe()} │ {room}")
+    @kb.add(".")
+    def _step(event: Any) -> None:
+        player.step()
 
-    def _make_app(self) -> Application[None]:
-        app = super()._make_app()
-        kb = KeyBindings()
-        player = self.player
+    @kb.add("n")
+    def _next(event: Any) -> None:
+        player.next_cell()
 
-        @kb.add(" ")
-        def _pause(event: Any) -> None:
-            player.toggle_pause()
-            event.app.invalidate()
-
-        @kb.add(".")
-        def _step(event: Any) -> None:
-            player.step()
-
-        @kb.add("n")
-        def _next(event: Any) -> None:
-            player.next_cell()
-
-        app.key_bindings = merge_key_bindings([app.key_bindings or KeyBindings(), kb])
-        return app
+    return Watch(mirror, interactive=True, keys=kb, describe=player.describe)
 
 
 # ----------------------------------------------------------- into a kernel
@@ -453,7 +437,7 @@ async def _play(header: Header, records: Iterator[Record], args: Namespace) -> E
         if interactive:
             mirror.notice(f"replaying {args.input}: the {header.describe()}, {header.started}")
             mirror.notice("keys: space pause/play · . step (paused) · n next cell · q quit")
-            await ReplayView(mirror, player).run(ended)
+            await replay_view(mirror, player).run(ended)
         else:
             await ended
         if task.done():

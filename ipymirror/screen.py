@@ -132,6 +132,10 @@ class Screen:
         try:
             app.renderer.erase(leave_alternate_screen=False)
             output.write_raw(data.decode("utf-8", "replace"))
+            # Where the prompt now starts decides how far down it may extend (a
+            # status line stays on the bottom row); the terminal's answer is an
+            # ordinary input event that the app handles by itself.
+            app.renderer.request_absolute_cursor_position()
             app._redraw()  # private, but the only synchronous redraw prompt_toolkit has
         finally:
             del output.flush  # back to the class's flush

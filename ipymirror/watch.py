@@ -3,43 +3,46 @@ that could run code: its only requests are ``kernel_info``.
 
 On a terminal it keeps the live region and status line at the bottom (q,
 Ctrl-C or Ctrl-D quits); piped, it writes plain committed lines only.
+``replay`` uses the same view with its playback keys and state added.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
-from prompt_toolkit.application import Application
-from prompt_toolkit.formatted_text import ANSI
-from prompt_toolkit.key_binding import KeyBindings
-from prompt_toolkit.layout import HSplit, Layout, Window
-from prompt_toolkit.layout.controls import FormattedTextControl
+from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
 
 from .mirror import Mirror
-from .render import RESET
 from .statusline import status_line
+from .views import live_text, status_app
 
 __all__ = ["Watch"]
 
 
 class Watch:
-    def __init__(self, mirror: Mirror, *, interactive: bool) -> None:
+    """``keys`` adds key bindings; ``describe`` puts a word of state before the status."""
+
+    def __init__(
+        self,
+        mirror: Mirror,
+        *,
+        interactive: bool,
+        keys: KeyBindings | None = None,
+        describe: Callable[[], str] | None = None,
+    ) -> None:
         self.mirror = mirror
         self.interactive = interactive
+        self.keys = keys
+        self.describe = describe
+        self.app: Any = None
 
-    def _live(self) -> ANSI:
-        lines = self.mirror.transcript.live()
-        rows = self._app.output.get_size().rows
-        keep = max(3, rows // 2)
-        if len(lines) > keep:
-            lines = lines[-keep:]
-        return ANSI("\n".join(lines) + RESET if lines else "")
+    def _status(self) -> str:
+        room = status_line(self.mirror.room, self.mirror.renderer)
+        return f"{self.describe()} │ {room}" if self.describe else f"{room}  (q quits)"
 
-    def _status(self) -> ANSI:
-        return ANSI(status_line(self.mirror.room, self.mirror.renderer) + "  (q quits)")
-
-    def _make_app(self) -> Application[None]:
+    def _make_app(self) -> Any:
         kb = KeyBindings()
 
         @kb.add("<any>")
@@ -52,20 +55,19 @@ class Watch:
         def _quit(event: Any) -> None:
             event.app.exit()
 
-        body = HSplit(
-            [
-                Window(FormattedTextControl(self._live), dont_extend_height=True),
-                Window(FormattedTextControl(self._status), height=1),
-            ]
+        keys = merge_key_bindings([kb, self.keys]) if self.keys else kb
+        return status_app(
+            lambda: live_text(self.mirror, self.app.output.get_size().rows, 1 / 2),
+            self._status,
+            keys,
         )
-        return Application(layout=Layout(body), key_bindings=kb, erase_when_done=True)
 
     async def run(self, until: asyncio.Future[Any]) -> None:
         """Show the stream until the user quits or ``until`` completes (stream ended)."""
         if not self.interactive:
             await until
             return
-        self._app = app = self._make_app()
+        self.app = app = self._make_app()
         self.mirror.screen.app = app
         until.add_done_callback(lambda _: app.exit() if app.is_running else None)
         try:
