@@ -1,0 +1,137 @@
+"""The command line's failures: one clear line on stderr, a specific exit status.
+
+Each case runs ``python -m ipymirror`` as a subprocess (no terminal needed) in
+the isolated Jupyter dirs of the ``jupyter_dirs`` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from terminal import REPO_ROOT
+
+from ipymirror import __version__
+from ipymirror.errors import ExitStatus
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return subprocess.run(
+        [sys.executable, "-m", "ipymirror", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": path},
+        check=False,
+    )
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str], status: ExitStatus) -> str:
+    """Assert the failure shape; return the message after ``ipymirror: error: ``."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == status, (proc.returncode, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ipymirror: error: "), proc.stderr
+    return lines[0].removeprefix("ipymirror: error: ")
+
+
+def closed_ports(n: int) -> list[int]:
+    """``n`` TCP ports on 127.0.0.1 that nothing listens on (bound, then released)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_missing_connection_file():
+    msg = one_error_line(run_cli("--existing", "/nonexistent.json"), ExitStatus.CONNECTION_FILE)
+    assert "/nonexistent.json" in msg
+
+
+def test_malformed_connection_file(tmp_path: Path):
+    bad = tmp_path / "kernel-bad.json"
+    bad.write_text('{"shell_port": 1, "key": ')
+    msg = one_error_line(run_cli("--existing", str(bad)), ExitStatus.CONNECTION_FILE)
+    assert str(bad) in msg
+
+
+def test_wrong_field_types_in_connection_file(tmp_path: Path):
+    bad = tmp_path / "kernel-types.json"
+    bad.write_text(json.dumps({"shell_port": "not a port", "ip": 7, "key": 3}))
+    msg = one_error_line(run_cli("--existing", str(bad)), ExitStatus.CONNECTION_FILE)
+    assert str(bad) in msg
+
+
+def test_unreachable_kernel_times_out_naming_the_file(tmp_path: Path):
+    shell, iopub, stdin, control, hb = closed_ports(5)
+    info = {
+        "shell_port": shell,
+        "iopub_port": iopub,
+        "stdin_port": stdin,
+        "control_port": control,
+        "hb_port": hb,
+        "ip": "127.0.0.1",
+        "key": "00000000-0000-0000-0000-000000000000",
+        "transport": "tcp",
+        "signature_scheme": "hmac-sha256",
+        "kernel_name": "python3",
+    }
+    path = tmp_path / "kernel-gone.json"
+    path.write_text(json.dumps(info))
+    proc = run_cli("--existing", str(path), "--timeout", "1", timeout=30)
+    msg = one_error_line(proc, ExitStatus.UNREACHABLE)
+    assert str(path) in msg
+
+
+def test_unknown_kernelspec():
+    msg = one_error_line(run_cli("--kernel", "no-such-kernel"), ExitStatus.KERNELSPEC)
+    assert "no-such-kernel" in msg
+
+
+def test_existing_with_empty_runtime_dir(jupyter_dirs):
+    assert not list(jupyter_dirs["runtime"].iterdir())
+    msg = one_error_line(run_cli("--existing"), ExitStatus.CONNECTION_FILE)
+    assert str(jupyter_dirs["runtime"]) in msg
+
+
+@pytest.mark.parametrize("args", [["--timeout", "-1"], ["--timeout", "soon"], ["--bogus"]])
+def test_usage_errors(args):
+    proc = run_cli(*args)
+    assert proc.returncode == ExitStatus.USAGE, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    errors = [line for line in lines if line.startswith("ipymirror: error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
+    assert lines[0].startswith("usage: ipymirror")
+
+
+def test_watch_usage_error_names_the_subcommand():
+    proc = run_cli("watch", "--timeout", "0")
+    assert proc.returncode == ExitStatus.USAGE, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("ipymirror watch: error:"), proc.stderr
+
+
+def test_help():
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "--existing" in proc.stdout
+    assert "watch" in proc.stdout
+    assert proc.stderr == ""
+
+
+def test_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"ipymirror {__version__}"
