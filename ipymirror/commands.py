@@ -50,6 +50,7 @@ def make_mirror(link: KernelLink, args: Namespace, stream: Any) -> Mirror:
     )
     screen = Screen(stream, notice=renderer.notice)
     mirror = Mirror(renderer, screen, me=link.session_id)
+    mirror.room.set_state(link.state_at_connect)
     link.on_bad_message = lambda: mirror.notice(
         "ignoring messages that fail the signature check (a client with the wrong key?)"
     )

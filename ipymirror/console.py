@@ -75,6 +75,7 @@ class Console:
         self._mine_done: dict[str, asyncio.Event] = {}
         self.dead = asyncio.Event()  # set by the heartbeat watcher
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._typeahead = ""  # typed while your cell ran: the next prompt starts with it
         self._lexer: Any = None  # built after the first prompt is drawn (see _warm_up)
         self.session: PromptSession[str] = PromptSession(
             message=self._message,
@@ -171,8 +172,20 @@ class Console:
         kb = KeyBindings()
 
         @kb.add("<any>")
-        def _ignore(event: Any) -> None:
-            """Keys typed while your cell runs are not sent anywhere."""
+        def _type_ahead(event: Any) -> None:
+            """What you type while your cell runs waits for the next prompt."""
+            if event.data.isprintable():
+                self._typeahead += event.data
+
+        @kb.add("enter")
+        @kb.add("c-j")
+        def _newline(event: Any) -> None:
+            if self._typeahead:
+                self._typeahead += "\n"
+
+        @kb.add("backspace")
+        def _backspace(event: Any) -> None:
+            self._typeahead = self._typeahead[:-1]
 
         @kb.add("c-c")
         def _interrupt(event: Any) -> None:
@@ -246,13 +259,14 @@ class Console:
         while True:
             self.mirror.screen.app = self.session.app
             try:
-                code = await self.session.prompt_async()
+                code = await self.session.prompt_async(default=self._typeahead)
             except KeyboardInterrupt:
                 continue
             except EOFError:
                 return
             finally:
                 self.mirror.screen.app = None
+                self._typeahead = ""
             if code.strip():
                 await self._execute(code)
 

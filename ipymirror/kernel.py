@@ -70,6 +70,7 @@ class KernelLink:
         self.manager = manager
         self.where = where or client.connection_file
         self.bad_signatures = 0
+        self.state_at_connect = "unknown"
         self.kernel_info: dict[str, Any] = {}
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -156,6 +157,8 @@ class KernelLink:
                 f"kernel did not answer within {timeout:g} s: {self.where}", ExitStatus.UNREACHABLE
             ) from None
         self.kernel_info = reply.get("content") or {}
+        # The shell answered, so no cell was running on it just now.
+        self.state_at_connect = "idle"
 
     async def close(self, shutdown: bool | None = None) -> None:
         """Stop channels; shut the kernel down if we started it (or if asked)."""

@@ -385,6 +385,16 @@ def test_input_in_own_code(kernel, terminal, ipymirror_argv):
     type_and_run(term, "name", re.compile(OUT + "'zed'"))
 
 
+def test_typed_while_own_cell_runs_waits_for_the_next_prompt(kernel, terminal, ipymirror_argv):
+    term = open_console(terminal, ipymirror_argv, kernel)
+    term.send("import time; print('wait' + 'ing', flush=True); time.sleep(1.5)" + ENTER)
+    term.wait_for("waiting")
+    term.send("40 + 2")  # typed while the cell still runs
+    term.wait_for(lambda t: at_prompt(t) and t.cursor_line().endswith("40 + 2"))
+    term.send(ENTER)
+    term.wait_for(re.compile(OUT + "42"))
+
+
 def interrupt_a_sleep(term: Terminal) -> None:
     """Run a long sleep at the prompt, wait until it runs, press Ctrl-C, see it stop.
 
