@@ -147,7 +147,9 @@ class KernelLink:
         try:
             reply = await self.request(self.client.kernel_info(), timeout)
         except TimeoutError:
-            if self.bad_signatures:
+            # A kernel whose heartbeat answers but whose shell ignores us drops
+            # our requests: their signature is wrong, so our key is.
+            if self.bad_signatures or self.is_beating():
                 raise MirrorError(
                     f"the kernel's replies fail the signature check: is the key in "
                     f"{self.where} the kernel's?",

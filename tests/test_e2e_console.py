@@ -64,8 +64,8 @@ def lines_of(term: Terminal) -> list[str]:
 def type_and_run(term: Terminal, code: str, expect: str | re.Pattern[str]) -> str:
     """Type ``code`` + Enter at an empty prompt and wait for ``expect`` to show.
 
-    (Keys typed while your own cell runs are dropped by design, so wait for the
-    next prompt to be drawn first.)
+    (Keys typed while your own cell runs would go to the next prompt as
+    type-ahead; waiting for it keeps each test's input on its own prompt.)
     """
     term.wait_for(at_empty_prompt)
     term.send(code + ENTER)
