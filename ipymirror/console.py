@@ -75,7 +75,7 @@ class Console:
         self._mine_done: dict[str, asyncio.Event] = {}
         self.dead = asyncio.Event()  # set by the heartbeat watcher
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._typeahead = ""  # typed while your cell ran: the next prompt starts with it
+        self._typeahead: list[Any] = []  # KeyPresses typed while your cell ran
         self._lexer: Any = None  # built after the first prompt is drawn (see _warm_up)
         self.session: PromptSession[str] = PromptSession(
             message=self._message,
@@ -173,19 +173,8 @@ class Console:
 
         @kb.add("<any>")
         def _type_ahead(event: Any) -> None:
-            """What you type while your cell runs waits for the next prompt."""
-            if event.data.isprintable():
-                self._typeahead += event.data
-
-        @kb.add("enter")
-        @kb.add("c-j")
-        def _newline(event: Any) -> None:
-            if self._typeahead:
-                self._typeahead += "\n"
-
-        @kb.add("backspace")
-        def _backspace(event: Any) -> None:
-            self._typeahead = self._typeahead[:-1]
+            """Keys typed while your cell runs are replayed into the next prompt."""
+            self._typeahead.extend(event.key_sequence)
 
         @kb.add("c-c")
         def _interrupt(event: Any) -> None:
@@ -253,20 +242,27 @@ class Console:
         self.mirror.renderer.code("x = 1")
         self.session.app.invalidate()
 
+    def _replay_typeahead(self) -> None:
+        """Feed keys typed during your last cell to the new prompt, as IPython would."""
+        keys, self._typeahead = self._typeahead, []
+        if keys:
+            processor = self.session.app.key_processor
+            processor.feed_multiple(keys)
+            processor.process_keys()
+
     async def run(self) -> None:
         self.session.app.min_redraw_interval = 0.01
         asyncio.get_running_loop().call_later(0.05, self._warm_up)
         while True:
             self.mirror.screen.app = self.session.app
             try:
-                code = await self.session.prompt_async(default=self._typeahead)
+                code = await self.session.prompt_async(pre_run=self._replay_typeahead)
             except KeyboardInterrupt:
                 continue
             except EOFError:
                 return
             finally:
                 self.mirror.screen.app = None
-                self._typeahead = ""
             if code.strip():
                 await self._execute(code)
 

@@ -142,10 +142,17 @@ class Screen:
         output.flush()
 
     def _take(self, limit: int) -> bytes:
+        """About ``limit`` bytes of whole lines; a big chunk is split at a newline."""
         parts: list[bytes] = []
         size = 0
         while self._pending and size < limit:
             data = self._pending.popleft()
+            room = limit - size
+            if len(data) > room:
+                cut = data.rfind(b"\n", 0, room) + 1 or data.find(b"\n", room) + 1
+                if 0 < cut < len(data):
+                    self._pending.appendleft(data[cut:])
+                    data = data[:cut]
             parts.append(data)
             size += len(data)
         self._size -= size
