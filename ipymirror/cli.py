@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .errors import ExitStatus, MirrorError
@@ -101,6 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}: {text!r}")
+        return value
+
+    return parse
+
+
 def _share_command(sub: argparse._SubParsersAction) -> None:
     share = sub.add_parser(
         "share",
@@ -122,11 +137,15 @@ def _share_command(sub: argparse._SubParsersAction) -> None:
         help="write the ticket to F (mode 0600); reuse its keys and ports if F exists",
     )
     share.add_argument(
-        "--backlog-cells", type=int, default=20, metavar="N", help="cells late joiners see first"
+        "--backlog-cells",
+        type=_count(0),
+        default=20,
+        metavar="N",
+        help="cells late joiners see first (default: 20)",
     )
     share.add_argument(
         "--viewer-queue",
-        type=int,
+        type=_count(1),
         default=1000,
         metavar="N",
         help="messages queued per viewer before a slow one misses some (default: 1000)",

@@ -44,12 +44,16 @@ async def open_link(args: Namespace) -> KernelLink:
     return await KernelLink.start(args.kernel, username)
 
 
-def make_mirror(link: KernelLink, args: Namespace, stream: Any) -> Mirror:
+def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") -> Mirror:
+    """The pipeline every viewing frontend uses, drawing on ``stream``."""
     renderer = Renderer(
-        width=terminal_width(stream) - 2, color=use_color(args, stream), language=link.language
+        width=terminal_width(stream) - 2, color=use_color(args, stream), language=language
     )
-    screen = Screen(stream, notice=renderer.notice)
-    mirror = Mirror(renderer, screen, me=link.session_id)
+    return Mirror(renderer, Screen(stream, notice=renderer.notice), me=me)
+
+
+def mirror_for_link(link: KernelLink, args: Namespace, stream: Any) -> Mirror:
+    mirror = make_mirror(args, stream, language=link.language, me=link.session_id)
     mirror.room.set_state(link.state_at_connect)
     link.on_bad_message = lambda: mirror.notice(
         "ignoring messages that fail the signature check (a client with the wrong key?)"
@@ -86,14 +90,14 @@ async def heartbeat(link: KernelLink, mirror: Mirror, dead: asyncio.Event) -> No
             mirror.notice("the kernel is answering again")
 
 
-def _describe(link: KernelLink) -> str:
+def describe_kernel(link: KernelLink) -> str:
     info = link.kernel_info.get("language_info") or {}
     lang = info.get("name", "?") if isinstance(info, dict) else "?"
     impl = link.kernel_info.get("implementation", "")
     return f"{lang} kernel" + (f" ({impl})" if impl else "")
 
 
-def _on_signals(
+def on_signals(
     loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], *, sigint: bool = False
 ) -> None:
     """Resolve ``future`` on SIGTERM/SIGHUP (and SIGINT when no app handles Ctrl-C)."""
@@ -122,7 +126,7 @@ async def run_console(args: Namespace) -> ExitStatus:
     try:
         await link.connect(args.timeout)
         stream = sys.stdout
-        mirror = make_mirror(link, args, stream)
+        mirror = mirror_for_link(link, args, stream)
         me = Peer(link.session_id, link.client.session.username)
         history = os.path.join(jupyter_data_dir(), "ipymirror", "history")
         console = Console(link, mirror, me, history)
@@ -133,15 +137,15 @@ async def run_console(args: Namespace) -> ExitStatus:
             mirror.notice(f"recording to {args.record}")
         if link.manager is not None:
             mirror.notice(
-                f"started a {_describe(link)}; peers join with: "
+                f"started a {describe_kernel(link)}; peers join with: "
                 f"ipymirror --existing {link.where}  (jupyter console --existing works too)"
             )
         else:
-            mirror.notice(f"joined the {_describe(link)} of {link.where} as {me.label}")
+            mirror.notice(f"joined the {describe_kernel(link)} of {link.where} as {me.label}")
         tasks.append(asyncio.ensure_future(mirror.run(link.iopub_batches())))
         tasks.append(asyncio.ensure_future(heartbeat(link, mirror, console.dead)))
         ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        _on_signals(asyncio.get_running_loop(), ended)
+        on_signals(asyncio.get_running_loop(), ended)
         run = asyncio.ensure_future(console.run())
         await asyncio.wait([run, ended], return_when=asyncio.FIRST_COMPLETED)
         if not run.done():
@@ -171,14 +175,14 @@ async def run_watch(args: Namespace) -> ExitStatus:
     try:
         await link.connect(args.timeout, stdin=False, control=False)
         stream = sys.stdout
-        mirror = make_mirror(link, args, stream)
+        mirror = mirror_for_link(link, args, stream)
         interactive = stream.isatty() and sys.stdin.isatty()
         if interactive:
-            mirror.notice(f"watching the {_describe(link)} of {link.where} (read-only)")
+            mirror.notice(f"watching the {describe_kernel(link)} of {link.where} (read-only)")
         tasks.append(asyncio.ensure_future(mirror.run(link.iopub_batches())))
         tasks.append(asyncio.ensure_future(heartbeat(link, mirror, asyncio.Event())))
         ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        _on_signals(asyncio.get_running_loop(), ended, sigint=not interactive)
+        on_signals(asyncio.get_running_loop(), ended, sigint=not interactive)
         await Watch(mirror, interactive=interactive).run(ended)
         mirror.transcript.finish_all()
         mirror.flush()

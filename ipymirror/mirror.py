@@ -24,10 +24,16 @@ Message = dict[str, Any]
 
 
 class Mirror:
-    def __init__(self, renderer: Renderer, screen: Screen, me: str = "") -> None:
+    def __init__(
+        self,
+        renderer: Renderer,
+        screen: Screen,
+        me: str = "",
+        transcript: Transcript | None = None,
+    ) -> None:
         self.renderer = renderer
         self.screen = screen
-        self.transcript = Transcript(renderer, me)
+        self.transcript = transcript if transcript is not None else Transcript(renderer, me)
         self.room = Room(me)
         self.sinks: list[Callable[[Message], None]] = []
         self.listeners: list[Callable[[Event], None]] = []

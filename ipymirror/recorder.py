@@ -39,6 +39,7 @@ from .recording import RecordingWriter, header_record
 from .render import Renderer
 from .room import Room
 from .screen import Screen
+from .transcript import Transcript
 
 __all__ = ["Recorder", "check_target", "lossless", "run_record"]
 
@@ -171,27 +172,13 @@ class Recorder:
             self.writer.close()
 
 
-class NoTranscript:
-    """Stands in for the transcript when nothing is shown: recording stays cheap."""
-
-    version = 0
+class NoTranscript(Transcript):
+    """A transcript that shows nothing: recording stays cheap."""
 
     def feed(self, ev: Event) -> None:
         pass
 
-    def take(self) -> list[str]:
-        return []
-
-    def pending(self) -> bool:
-        return False
-
-    def live(self) -> list[str]:
-        return []
-
     def notice(self, text: str) -> None:
-        pass
-
-    def finish_all(self) -> None:
         pass
 
 
@@ -261,7 +248,7 @@ async def drain(link: KernelLink, mirror: Mirror) -> None:
 
 
 async def run_record(args: Namespace) -> ExitStatus:
-    from .commands import _describe, _on_signals, heartbeat, open_link
+    from .commands import describe_kernel, heartbeat, on_signals, open_link
 
     out: str = args.out
     check_target(out)
@@ -278,13 +265,15 @@ async def run_record(args: Namespace) -> ExitStatus:
         if not ended.done():
             ended.set_result(why)
 
-    _on_signals(loop, ended, sigint=True)
+    on_signals(loop, ended, sigint=True)
     lossless(link)
     try:
         await link.connect(args.timeout, stdin=False, control=False)
         recorder = Recorder.for_link(out, link, on_error=end)
-        mirror = Mirror(Renderer(color=False), Screen(io.StringIO()), me=link.session_id)
-        mirror.transcript = NoTranscript()  # type: ignore[assignment]
+        renderer = Renderer(color=False)
+        mirror = Mirror(
+            renderer, Screen(io.StringIO()), link.session_id, NoTranscript(renderer)
+        )
         seen = asyncio.Event()
         mark = lambda msg: seen.set()  # noqa: E731
         mirror.sinks += [mark, recorder.write]
@@ -299,7 +288,7 @@ async def run_record(args: Namespace) -> ExitStatus:
         await await_iopub(link, seen, args.timeout)
         mirror.sinks.remove(mark)
         print(
-            f"recording the {_describe(link)} of {link.where} to {out} (Ctrl-C stops)",
+            f"recording the {describe_kernel(link)} of {link.where} to {out} (Ctrl-C stops)",
             file=stream,
             flush=True,
         )

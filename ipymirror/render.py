@@ -30,11 +30,9 @@ _BOLD = "\x1b[1m"
 _DIM = "\x1b[2m"
 
 # 256-colour indices that read well on dark and light backgrounds.
-# 16-colour foregrounds (red is left to stderr and errors): every peer line
-# carries its colour, so 5 bytes beat 11 when a peer prints 2,000,000 lines,
-# and the terminal's own theme keeps them readable on dark and light.
+# 16-colour foregrounds (red is left to stderr and errors), so the terminal's
+# own theme keeps them readable on dark and light backgrounds.
 _PALETTE = (34, 35, 36, 32, 33, 94, 95, 96, 92, 93)
-_FG_RESET = "\x1b[39m"
 
 #: MIME types a terminal can show, best first.  Images beat their text/plain
 #: repr ("<Figure size 640x480>") because the placeholder says more.
@@ -174,10 +172,13 @@ class Renderer:
         return f"\x1b[{_PALETTE[zlib.crc32(peer.session.encode()) % len(_PALETTE)]}m"
 
     def gutter(self, peer: Peer, stderr: bool = False) -> str:
-        """The left margin that marks a peer's lines, in the peer's colour."""
-        if not self.color:
-            return "┆ " if stderr else "│ "
-        return f"{self.peer_sgr(peer)}│{_FG_RESET} "
+        """The left margin that marks a peer's lines.
+
+        Uncoloured on purpose: it is on every line of a 2,000,000-line flood,
+        and the peer's colour is already on the header above (a new header
+        comes whenever another peer's output interleaves).
+        """
+        return "┆ " if stderr and not self.color else "│ "
 
     def header(self, peer: Peer, count: int | None, cont: bool = False) -> str:
         label = self.clean(peer.label)

@@ -33,8 +33,6 @@ from .events import Status
 from .mirror import Mirror
 from .protocol import peer_of, to_event
 from .recording import Header, Record, iopub, read_recording
-from .render import Renderer
-from .screen import Screen
 from .watch import Watch
 
 __all__ = [
@@ -325,7 +323,7 @@ def cell_pauses(
 
 
 async def _replay_into(header: Header, records: Iterator[Record], args: Namespace) -> ExitStatus:
-    from .commands import _describe, _on_signals
+    from .commands import describe_kernel, on_signals
     from .kernel import KernelLink, default_username, resolve_connection_file
 
     cells = recorded_cells(records)
@@ -341,11 +339,12 @@ async def _replay_into(header: Header, records: Iterator[Record], args: Namespac
     link = KernelLink.join(path, args.name or default_username(), ssh=args.ssh)
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[Any] = loop.create_future()
-    _on_signals(loop, stop, sigint=True)
+    on_signals(loop, stop, sigint=True)
     out = sys.stdout
     try:
         await link.connect(args.timeout, stdin=False, control=False)
-        print(f"» replaying {len(cells)} cells into the {_describe(link)} of {path}", file=out)
+        what = f"{len(cells)} cells into the {describe_kernel(link)} of {path}"
+        print(f"» replaying {what}", file=out)
         ran = 0
         for number, (pause, cell) in enumerate(zip(pauses, cells, strict=True), 1):
             done, _ = await asyncio.wait([stop], timeout=pause)
@@ -380,16 +379,6 @@ async def _replay_into(header: Header, records: Iterator[Record], args: Namespac
 # -------------------------------------------------------------------- command
 
 
-def make_replay_mirror(header: Header, args: Namespace, stream: Any) -> Mirror:
-    """The mirror ``watch`` would build, with the recorded kernel's language."""
-    from .commands import terminal_width, use_color
-
-    renderer = Renderer(
-        width=terminal_width(stream) - 2, color=use_color(args, stream), language=header.lexer
-    )
-    return Mirror(renderer, Screen(stream, notice=renderer.notice), me="")
-
-
 async def run_replay(args: Namespace) -> ExitStatus:
     warnings: list[str] = []
     header, records = read_recording(args.input, warn=warnings.append)
@@ -404,10 +393,12 @@ async def run_replay(args: Namespace) -> ExitStatus:
 
 
 async def _play(header: Header, records: Iterator[Record], args: Namespace) -> ExitStatus:
-    from .commands import _on_signals
+    from .commands import on_signals
 
     stream = sys.stdout
-    mirror = make_replay_mirror(header, args, stream)
+    from .commands import make_mirror
+
+    mirror = make_mirror(args, stream, language=header.lexer)
     timed = schedule(
         records, speed=args.speed, idle_limit=args.idle_limit, from_cell=args.from_cell
     )
@@ -430,7 +421,7 @@ async def _play(header: Header, records: Iterator[Record], args: Namespace) -> E
             return ExitStatus.OK
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[Any] = loop.create_future()
-        _on_signals(loop, ended, sigint=not interactive)
+        on_signals(loop, ended, sigint=not interactive)
         player = Player(mirror, timed, backpressure=not interactive)
         task = asyncio.ensure_future(player.run())
         task.add_done_callback(lambda _: ended.done() or ended.set_result(None))

@@ -10,7 +10,7 @@ Pure state machine, fed events, read by frontends.  Its rules:
    it; a frontend redraws it in place, so 1,000 updates cost one line.
 3. A cell's live output is committed when the cell ends (its ``idle``), when
    the newline arrives, or when too many cells are open (oldest first).
-4. Peers' lines carry a coloured gutter and a header whenever the speaker
+4. Peers' lines carry a gutter, under a header in the peer's colour whenever the speaker
    changes; your own cells look like a plain IPython console.
 5. Everything is bounded: a partial line, a cell's live block, the number of
    open cells.  Whatever is dropped is announced by a notice line with a count.

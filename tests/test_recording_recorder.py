@@ -27,8 +27,8 @@ class Clock:
 
 def recording_mirror(recorder: Recorder) -> tuple[Mirror, io.StringIO]:
     out = io.StringIO()
-    mirror = Mirror(Renderer(color=False), Screen(out), me="")
-    mirror.transcript = NoTranscript()  # what `ipymirror record` does: nothing rendered
+    renderer = Renderer(color=False)  # what `ipymirror record` does: nothing rendered
+    mirror = Mirror(renderer, Screen(out), transcript=NoTranscript(renderer))
     mirror.sinks.append(recorder.write)
     return mirror, out
 
