@@ -76,10 +76,14 @@ class Console:
         self.dead = asyncio.Event()  # set by the heartbeat watcher
         self._tasks: set[asyncio.Task[Any]] = set()
         self._typeahead: list[Any] = []  # KeyPresses typed while your cell ran
-        self._lexer: Any = None  # built after the first prompt is drawn (see _warm_up)
+        self._lexer: Any = None
+        self._message_key: Any = None
+        self._message_ansi = ANSI("")
+        self._toolbar_key = -1
+        self._toolbar_ansi = ANSI("")  # built after the first prompt is drawn (see _warm_up)
         self.session: PromptSession[str] = PromptSession(
             message=self._message,
-            bottom_toolbar=lambda: ANSI(self._status()),
+            bottom_toolbar=self._toolbar,
             multiline=True,
             key_bindings=self._bindings(),
             completer=KernelCompleter(link),
@@ -106,22 +110,33 @@ class Console:
         return self.mirror.renderer.paint("\x1b[32m", f"In [{self.mirror.room.next_count()}]: ")
 
     def _message(self) -> ANSI:
-        # Rendered on every redraw, so a resize reaches rich layouts too.
-        self.mirror.renderer.width = max(20, self.session.app.output.get_size().columns - 2)
         app = self.session.app
-        if app.is_done:
-            return ANSI(self._in_prompt())
+        size = app.output.get_size()
+        self.mirror.renderer.width = max(20, size.columns - 2)  # rich layouts follow resizes
         # prompt_toolkit hides the bottom toolbar while it does not know the rows
         # below the cursor (a terminal that ignores cursor position reports): then
         # the status line goes above the prompt instead.
-        status = "" if app.renderer.height_is_known else self._status() + "\n"
-        return ANSI(self._live_text() + status + self._in_prompt())
+        below = not app.is_done and not app.renderer.height_is_known
+        key = (self.mirror.transcript.version, self.mirror.room.version, size, app.is_done, below)
+        if key != self._message_key:  # redrawn every frame of a flood: parse ANSI only on change
+            if app.is_done:
+                text = self._in_prompt()
+            else:
+                status = self._status() + "\n" if below else ""
+                text = self._live_text() + status + self._in_prompt()
+            self._message_key, self._message_ansi = key, ANSI(text)
+        return self._message_ansi
 
     def _continuation(self, width: int, line_number: int, wrap_count: int) -> ANSI:
         return ANSI(self.mirror.renderer.paint("\x1b[32m", "...: ".rjust(width)))
 
     def _status(self) -> str:
         return status_line(self.mirror.room, self.mirror.renderer, self.me)
+
+    def _toolbar(self) -> ANSI:
+        if self._toolbar_key != self.mirror.room.version:
+            self._toolbar_key, self._toolbar_ansi = self.mirror.room.version, ANSI(self._status())
+        return self._toolbar_ansi
 
     def _bindings(self) -> KeyBindings:
         kb = KeyBindings()

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 __all__ = ["Screen"]
 
-FRAME_MIN, FRAME_MAX = 16 * 1024, 1024 * 1024  # bytes per frame, adapted between these
+FRAME_MIN, FRAME_MAX = 64 * 1024, 1024 * 1024  # bytes per frame, adapted between these
 FRAME_TARGET = 0.01  # seconds a frame should take; the loop gets a turn after each
 MAX_PENDING = 16 * 1024 * 1024  # bytes waiting for the terminal, at most
 
