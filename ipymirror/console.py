@@ -117,7 +117,9 @@ class Console:
         # below the cursor (a terminal that ignores cursor position reports): then
         # the status line goes above the prompt instead.
         below = not app.is_done and not app.renderer.height_is_known
+        waiting = self.mirror.screen.pending_bytes() > 0  # then live lines are not shown
         key = (self.mirror.transcript.version, self.mirror.room.version, size, app.is_done, below)
+        key += (waiting,)
         if key != self._message_key:  # redrawn every frame of a flood: parse ANSI only on change
             if app.is_done:
                 text = self._in_prompt()

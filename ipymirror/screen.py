@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 __all__ = ["Screen"]
 
-FRAME_MIN, FRAME_MAX = 64 * 1024, 1024 * 1024  # bytes per frame, adapted between these
+FRAME_MIN, FRAME_MAX = 32 * 1024, 256 * 1024  # bytes per frame, adapted between these
 FRAME_TARGET = 0.01  # seconds a frame should take; the loop gets a turn after each
 MAX_PENDING = 16 * 1024 * 1024  # bytes waiting for the terminal, at most
 
@@ -127,15 +127,24 @@ class Screen:
         prompt_toolkit flushes after each of those steps; holding its flush
         until the end is what keeps the prompt on screen at every instant.
         """
-        output = app.output
+        output, renderer = app.output, app.renderer
+        size = output.get_size()
+        # Rows from the app's top to the screen's bottom, as last reported.  If
+        # that is all the app needs, it sits on the bottom rows and still will
+        # after more lines scroll in above it: no need to ask the terminal.
+        below = renderer._min_available_height
+        needed = app.layout.container.preferred_height(size.columns, size.rows).preferred
         output.flush = _hold
         try:
-            app.renderer.erase(leave_alternate_screen=False)
+            renderer.erase(leave_alternate_screen=False)
             output.write_raw(data.decode("utf-8", "replace"))
-            # Where the prompt now starts decides how far down it may extend (a
-            # status line stays on the bottom row); the terminal's answer is an
-            # ordinary input event that the app handles by itself.
-            app.renderer.request_absolute_cursor_position()
+            if 0 < below <= needed:
+                renderer._min_available_height = below
+            else:
+                # Where the app now starts decides how far down it may extend (the
+                # status line stays on the bottom row); the terminal's answer is an
+                # ordinary input event the app handles by itself.
+                renderer.request_absolute_cursor_position()
             app._redraw()  # private, but the only synchronous redraw prompt_toolkit has
         finally:
             del output.flush  # back to the class's flush

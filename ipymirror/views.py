@@ -26,7 +26,13 @@ STYLE = Style.from_dict({"bottom-toolbar": "noreverse", "bottom-toolbar.text": "
 
 
 def live_text(mirror: Mirror, rows: int, share: float = 1 / 3) -> str:
-    """The live lines that fit in ``share`` of the screen, newline-terminated."""
+    """The live lines that fit in ``share`` of the screen, newline-terminated.
+
+    Nothing while committed lines still wait for the terminal: the live lines
+    come after them, and showing them first would show the stream out of order.
+    """
+    if mirror.screen.pending_bytes():
+        return ""
     lines = mirror.transcript.live()
     if not lines:
         return ""
