@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from argparse import Namespace
+from collections.abc import AsyncIterable
 from typing import Any
 
 from .errors import ExitStatus
@@ -162,8 +163,27 @@ async def run_console(args: Namespace) -> ExitStatus:
         await link.close()
 
 
-async def run_watch(args: Namespace) -> ExitStatus:
+async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: str) -> None:
+    """Show ``batches`` read-only until the user quits or a signal; then commit the rest."""
     from .watch import Watch
+
+    interactive = sys.stdout.isatty() and sys.stdin.isatty()
+    if interactive:
+        mirror.notice(f"watching {what} (read-only)")
+    task = asyncio.ensure_future(mirror.run(batches))
+    try:
+        ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        on_signals(asyncio.get_running_loop(), ended, sigint=not interactive)
+        await Watch(mirror, interactive=interactive).run(ended)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    mirror.transcript.finish_all()
+    mirror.flush()
+    mirror.screen.flush_now()
+
+
+async def run_watch(args: Namespace) -> ExitStatus:
 
     if getattr(args, "ticket", None) or getattr(args, "ticket_file", None):
         from .viewer import run_watch_relay  # a relay's viewer: no kernel, no key
@@ -174,19 +194,10 @@ async def run_watch(args: Namespace) -> ExitStatus:
     tasks: list[asyncio.Task[Any]] = []
     try:
         await link.connect(args.timeout, stdin=False, control=False)
-        stream = sys.stdout
-        mirror = mirror_for_link(link, args, stream)
-        interactive = stream.isatty() and sys.stdin.isatty()
-        if interactive:
-            mirror.notice(f"watching the {describe_kernel(link)} of {link.where} (read-only)")
-        tasks.append(asyncio.ensure_future(mirror.run(link.iopub_batches())))
+        mirror = mirror_for_link(link, args, sys.stdout)
         tasks.append(asyncio.ensure_future(heartbeat(link, mirror, asyncio.Event())))
-        ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        on_signals(asyncio.get_running_loop(), ended, sigint=not interactive)
-        await Watch(mirror, interactive=interactive).run(ended)
-        mirror.transcript.finish_all()
-        mirror.flush()
-        mirror.screen.flush_now()
+        what = f"the {describe_kernel(link)} of {link.where}"
+        await watch_stream(mirror, link.iopub_batches(), what)
         return ExitStatus.OK
     finally:
         for task in tasks:

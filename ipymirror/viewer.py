@@ -314,34 +314,20 @@ class ViewerSource:
 
 async def run_watch_relay(args: Any) -> ExitStatus:
     """``ipymirror watch TICKET``: the watch view, fed by a relay instead of a kernel."""
-    from .commands import make_mirror, on_signals
+    from .commands import make_mirror, watch_stream
     from .ticket import read_ticket_file
-    from .watch import Watch
 
     if args.existing is not None:
         raise MirrorError("give a ticket or --existing, not both", ExitStatus.USAGE)
     ticket = read_ticket_file(args.ticket_file) if args.ticket_file else Ticket.parse(args.ticket)
     source = ViewerSource(ticket)
-    task: asyncio.Task[None] | None = None
     try:
         await source.connect(args.timeout)
-        stream = sys.stdout
-        mirror = make_mirror(args, stream, language=source.language)  # "me": nobody
+        mirror = make_mirror(args, sys.stdout, language=source.language)  # "me": nobody
         mirror.room.set_state("idle")  # the relay answered: so did the kernel, to the relay
         source.notice, source.set_state = mirror.notice, mirror.room.set_state
-        interactive = stream.isatty() and sys.stdin.isatty()
-        if interactive:
-            mirror.notice(f"watching the {source.describe()} shared at {ticket.pub} (read-only)")
-        task = asyncio.ensure_future(mirror.run(source.batches()))
-        ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        on_signals(asyncio.get_running_loop(), ended, sigint=not interactive)
-        await Watch(mirror, interactive=interactive).run(ended)
-        mirror.transcript.finish_all()
-        mirror.flush()
-        mirror.screen.flush_now()
+        what = f"the {source.describe()} shared at {ticket.pub}"
+        await watch_stream(mirror, source.batches(), what)
         return ExitStatus.OK
     finally:
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         source.close()
