@@ -233,17 +233,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(asyncio.run(_dispatch(args)))
     except MirrorError as exc:
-        if args.debug:
-            raise
+        _debug(args)
         print(f"ipymirror: error: {exc}", file=sys.stderr)
         return int(exc.status)
     except KeyboardInterrupt:
         return int(ExitStatus.INTERRUPTED)
     except Exception as exc:  # one line, never a traceback (unless --debug)
-        if args.debug:
-            raise
-        print(
-            f"ipymirror: error: {type(exc).__name__}: {exc} (run with --debug for details)",
-            file=sys.stderr,
-        )
+        _debug(args)
+        hint = "" if getattr(args, "debug", False) else " (run with --debug for details)"
+        print(f"ipymirror: error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return int(ExitStatus.ERROR)
+
+
+def _debug(args: argparse.Namespace) -> None:
+    """With --debug, the traceback goes first; the exit status stays the same."""
+    if getattr(args, "debug", False):
+        import traceback
+
+        traceback.print_exc()

@@ -135,3 +135,12 @@ def test_version():
     proc = run_cli("--version")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"ipymirror {__version__}"
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    missing = str(tmp_path / "kernel-missing.json")
+    quiet = run_cli("--existing", missing)
+    loud = run_cli("--existing", missing, "--debug")
+    assert "Traceback" not in quiet.stderr
+    assert "Traceback" in loud.stderr and "MirrorError" in loud.stderr
+    assert loud.returncode == quiet.returncode == ExitStatus.CONNECTION_FILE
