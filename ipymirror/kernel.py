@@ -149,7 +149,7 @@ class KernelLink:
         except TimeoutError:
             # A kernel whose heartbeat answers but whose shell ignores us drops
             # our requests: their signature is wrong, so our key is.
-            if self.bad_signatures or self.is_beating():
+            if self.bad_signatures or await self._heart_answers():
                 raise MirrorError(
                     f"the kernel's replies fail the signature check: is the key in "
                     f"{self.where} the kernel's?",
@@ -212,6 +212,19 @@ class KernelLink:
         """Restart a kernel we own (same ports and key: peers stay connected)."""
         if self.manager is not None:
             await self.manager.restart_kernel(now=True)
+
+    async def _heart_answers(self, wait: float = 0.5) -> bool:
+        """One heartbeat ping of our own (the channel's first verdict takes a second)."""
+        c = self.client
+        url = f"tcp://{c.ip}:{c.hb_port}" if c.transport == "tcp" else f"ipc://{c.ip}-{c.hb_port}"
+        sock = c.context.socket(zmq.REQ)
+        sock.linger = 0
+        try:
+            sock.connect(url)
+            await sock.send(b"ping")
+            return bool(await sock.poll(int(wait * 1000)))
+        finally:
+            sock.close()
 
     def is_beating(self) -> bool:
         hb = self.client.hb_channel
