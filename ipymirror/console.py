@@ -29,6 +29,7 @@ from .events import Event, Peer, Status
 from .kernel import KernelLink
 from .mirror import Mirror
 from .render import lexer_for
+from .room import Running
 from .statusline import status_line
 from .views import STYLE, live_text, status_app
 
@@ -76,11 +77,11 @@ class Console:
         self.dead = asyncio.Event()  # set by the heartbeat watcher
         self._tasks: set[asyncio.Task[Any]] = set()
         self._typeahead: list[Any] = []  # KeyPresses typed while your cell ran
-        self._lexer: Any = None
+        self._lexer: Any = None  # built after the first prompt is drawn (see _warm_up)
         self._message_key: Any = None
         self._message_ansi = ANSI("")
         self._toolbar_key = -1
-        self._toolbar_ansi = ANSI("")  # built after the first prompt is drawn (see _warm_up)
+        self._toolbar_ansi = ANSI("")
         self.session: PromptSession[str] = PromptSession(
             message=self._message,
             bottom_toolbar=self._toolbar,
@@ -209,7 +210,8 @@ class Console:
     async def _execute(self, code: str) -> None:
         msg_id = self.link.client.execute(code, allow_stdin=True)
         done = self._mine_done[msg_id] = asyncio.Event()
-        self.mirror.room.running.setdefault(msg_id, _running(self.me, code))
+        first_line = code.strip().split("\n", 1)[0]
+        self.mirror.room.running.setdefault(msg_id, Running(self.me, None, first_line))
         try:
             while not done.is_set():
                 if self.dead.is_set():
@@ -282,12 +284,6 @@ class Console:
                 self.mirror.screen.app = None
             if code.strip():
                 await self._execute(code)
-
-
-def _running(me: Peer, code: str) -> Any:
-    from .room import Running
-
-    return Running(me, None, code.strip().split("\n", 1)[0])
 
 
 async def _first(*aws: Any) -> Any:

@@ -245,9 +245,8 @@ class KernelLink:
             if fut is not None and not fut.done():
                 fut.set_result(msg)
 
-    async def _recv(self, socket: zmq.asyncio.Socket, flags: int = 0) -> dict[str, Any] | None:
-        frames = await socket.recv_multipart(flags=flags)
-        return self.decode(frames)
+    async def _recv(self, socket: zmq.asyncio.Socket) -> dict[str, Any] | None:
+        return self.decode(await socket.recv_multipart())
 
     def decode(self, frames: list[bytes]) -> dict[str, Any] | None:
         """Deserialize one message; bad signatures and garbage are counted, not raised."""
