@@ -72,6 +72,7 @@ class KernelLink:
         self.bad_signatures = 0
         self.state_at_connect = "unknown"
         self.kernel_info: dict[str, Any] = {}
+        self._early: list[dict[str, Any]] = []  # IOPub read while connecting
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._log: Any = None  # the log file of a kernel we started
@@ -161,6 +162,30 @@ class KernelLink:
         self.kernel_info = reply.get("content") or {}
         # The shell answered, so no cell was running on it just now.
         self.state_at_connect = "idle"
+        await self._await_iopub(timeout)
+
+    async def _await_iopub(self, timeout: float) -> None:
+        """Return once IOPub delivers: until the kernel has our subscription, its
+        broadcasts are lost (ZMQ's slow joiner), a fresh kernel's for up to a second.
+
+        ``kernel_info`` is asked again meanwhile, since its busy/idle come on IOPub;
+        what arrives is kept for :meth:`iopub_batches`.
+        """
+        socket = self.client.iopub_channel.socket
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._early:
+            if await socket.poll(50):
+                msg = self.decode(await socket.recv_multipart())
+                if msg is not None:
+                    self._early.append(msg)
+            elif loop.time() > deadline:
+                raise MirrorError(
+                    f"no broadcast from the kernel within {timeout:g} s: {self.where}",
+                    ExitStatus.UNREACHABLE,
+                )
+            else:
+                self.client.kernel_info()
 
     async def close(self, shutdown: bool | None = None) -> None:
         """Stop channels; shut the kernel down if we started it (or if asked)."""
@@ -263,6 +288,9 @@ class KernelLink:
     async def iopub_batches(self) -> AsyncIterator[list[dict[str, Any]]]:
         """Yield IOPub messages in arrival order, as many per batch as are waiting."""
         socket = self.client.iopub_channel.socket
+        if self._early:
+            early, self._early = self._early, []
+            yield early
         while True:
             batch: list[dict[str, Any]] = []
             msg = await self._recv(socket)
