@@ -214,22 +214,6 @@ class StatusLine:
             self._shown = ""
 
 
-async def await_iopub(link: KernelLink, seen: asyncio.Event, timeout: float) -> None:
-    """Ask ``kernel_info`` until an IOPub message has arrived (the subscription is live)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not seen.is_set():
-        link.client.kernel_info()
-        try:
-            await asyncio.wait_for(seen.wait(), 0.2)
-        except TimeoutError:
-            if loop.time() > deadline:
-                raise MirrorError(
-                    f"no IOPub message from the kernel within {timeout:g} s: {link.where}",
-                    ExitStatus.UNREACHABLE,
-                ) from None
-
-
 async def drain(link: KernelLink, mirror: Mirror) -> None:
     """Feed whatever IOPub messages are already waiting (at the end of a recording)."""
     socket = link.client.iopub_channel.socket
@@ -274,9 +258,7 @@ async def run_record(args: Namespace) -> ExitStatus:
         mirror = Mirror(
             renderer, Screen(io.StringIO()), link.session_id, NoTranscript(renderer)
         )
-        seen = asyncio.Event()
-        mark = lambda msg: seen.set()  # noqa: E731
-        mirror.sinks += [mark, recorder.write]
+        mirror.sinks.append(recorder.write)  # connect() saw IOPub deliver: nothing is missed
 
         def on_event(ev: Event) -> None:
             if isinstance(ev, KernelRestart) and not ev.restart:
@@ -285,8 +267,6 @@ async def run_record(args: Namespace) -> ExitStatus:
         mirror.listeners.append(on_event)
         pump = asyncio.ensure_future(mirror.run(link.iopub_batches()))
         tasks += [pump, asyncio.ensure_future(heartbeat(link, mirror, asyncio.Event()))]
-        await await_iopub(link, seen, args.timeout)
-        mirror.sinks.remove(mark)
         print(
             f"recording the {describe_kernel(link)} of {link.where} to {out} (Ctrl-C stops)",
             file=stream,
