@@ -210,16 +210,10 @@ def _fence(text: str, lang: str = "") -> str:
     return f"{ticks}{lang}\n{text.rstrip(chr(10))}\n{ticks}"
 
 
-def _collapse_cr(text: str) -> str:
-    """What a terminal leaves of ``\\r`` rewrites: each line's last write."""
-    lines = text.replace("\r\n", "\n").split("\n")
-    return "\n".join(next((s for s in reversed(line.split("\r")) if s), "") for line in lines)
-
-
 def _output_text(out: Mapping[str, Any], r: Renderer) -> str:
     kind = out.get("output_type")
     if kind == "stream":
-        return _collapse_cr(r.clean(out.get("text", "")))
+        return r.clean(out.get("text", ""))  # sanitised, \r rewrites resolved
     if kind == "error":
         return "\n".join(r.traceback(out["ename"], out["evalue"], tuple(out["traceback"])))
     lines = r.mime(out.get("data", {}), out.get("metadata", {}))
