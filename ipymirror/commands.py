@@ -91,13 +91,6 @@ async def heartbeat(link: KernelLink, mirror: Mirror, dead: asyncio.Event) -> No
             mirror.notice("the kernel is answering again")
 
 
-def describe_kernel(link: KernelLink) -> str:
-    info = link.kernel_info.get("language_info") or {}
-    lang = info.get("name", "?") if isinstance(info, dict) else "?"
-    impl = link.kernel_info.get("implementation", "")
-    return f"{lang} kernel" + (f" ({impl})" if impl else "")
-
-
 def on_signals(
     loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], *, sigint: bool = False
 ) -> None:
@@ -121,9 +114,9 @@ async def run_console(args: Namespace) -> ExitStatus:
     tasks: list[asyncio.Task[Any]] = []
     recorder = None
     if getattr(args, "record", None):
-        from .recorder import Recorder, lossless
+        from .recorder import Recorder
 
-        lossless(link)  # a recording must not lose what a slow moment would drop
+        link.lossless()  # a recording must not lose what a slow moment would drop
     try:
         await link.connect(args.timeout)
         stream = sys.stdout
@@ -138,11 +131,11 @@ async def run_console(args: Namespace) -> ExitStatus:
             mirror.notice(f"recording to {args.record}")
         if link.manager is not None:
             mirror.notice(
-                f"started a {describe_kernel(link)}; peers join with: "
+                f"started a {link.description}; peers join with: "
                 f"ipymirror --existing {link.where}  (jupyter console --existing works too)"
             )
         else:
-            mirror.notice(f"joined the {describe_kernel(link)} of {link.where} as {me.label}")
+            mirror.notice(f"joined the {link.description} of {link.where} as {me.label}")
         tasks.append(asyncio.ensure_future(mirror.run(link.iopub_batches())))
         tasks.append(asyncio.ensure_future(heartbeat(link, mirror, console.dead)))
         ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -196,7 +189,7 @@ async def run_watch(args: Namespace) -> ExitStatus:
         await link.connect(args.timeout, stdin=False, control=False)
         mirror = mirror_for_link(link, args, sys.stdout)
         tasks.append(asyncio.ensure_future(heartbeat(link, mirror, asyncio.Event())))
-        what = f"the {describe_kernel(link)} of {link.where}"
+        what = f"the {link.description} of {link.where}"
         await watch_stream(mirror, link.iopub_batches(), what)
         return ExitStatus.OK
     finally:

@@ -216,12 +216,9 @@ def _output_text(out: Mapping[str, Any], r: Renderer) -> str:
         return r.clean(out.get("text", ""))  # sanitised, \r rewrites resolved
     if kind == "error":
         return "\n".join(r.traceback(out["ename"], out["evalue"], tuple(out["traceback"])))
-    lines = r.mime(out.get("data", {}), out.get("metadata", {}))
-    if kind == "execute_result" and lines:
-        count = out.get("execution_count")
-        prompt = f"Out[{count if count is not None else ' '}]: "
-        lines = [prompt + lines[0]] if len(lines) == 1 else [prompt, *lines]
-    return "\n".join(lines)
+    if kind == "execute_result":
+        return "\n".join(r.result(out.get("data", {}), out.get("execution_count")))
+    return "\n".join(r.mime(out.get("data", {}), out.get("metadata", {})))
 
 
 def to_markdown(header: Header, cells: list[Cell]) -> str:

@@ -24,6 +24,7 @@ from jupyter_client.session import new_id
 from jupyter_core.paths import jupyter_runtime_dir
 
 from .errors import ExitStatus, MirrorError
+from .protocol import kernel_description, kernel_language
 
 __all__ = ["KernelLink", "resolve_connection_file"]
 
@@ -207,10 +208,32 @@ class KernelLink:
 
     @property
     def language(self) -> str:
-        info = self.kernel_info.get("language_info") or {}
-        if not isinstance(info, dict):
+        return kernel_language(self.kernel_info)
+
+    @property
+    def description(self) -> str:
+        return kernel_description(self.kernel_info)
+
+    @property
+    def kernel_name(self) -> str:
+        """The kernelspec name: the manager's, or the connection file's ``kernel_name``."""
+        if self.manager is not None:
+            return str(getattr(self.manager, "kernel_name", "") or "")
+        try:
+            with open(self.where) as f:
+                name = json.load(f).get("kernel_name")  # this field only: never the key
+        except (OSError, ValueError, AttributeError):
             return ""
-        return str(info.get("pygments_lexer") or info.get("name") or "")
+        return name if isinstance(name, str) else ""
+
+    def lossless(self) -> None:
+        """Let IOPub queue without limit on our side, so a slow moment never drops a message.
+
+        ZMQ's default high-water mark (1,000 messages) makes a subscriber that falls
+        behind lose messages silently; a recorder or relay must catch up instead.
+        Call before :meth:`connect` (the option applies to new sockets).
+        """
+        self.client.context.setsockopt(zmq.RCVHWM, 0)
 
     def expect(self, msg_id: str) -> asyncio.Future[dict[str, Any]]:
         """A future for the reply (shell, control) to ``msg_id``."""

@@ -30,7 +30,7 @@ from .events import (
     Stream,
 )
 
-__all__ = ["msg_type_of", "peer_of", "to_event"]
+__all__ = ["kernel_description", "kernel_language", "msg_type_of", "peer_of", "to_event"]
 
 
 def _dict(value: Any) -> Mapping[str, Any]:
@@ -127,3 +127,18 @@ def to_event(msg: Mapping[str, Any]) -> Event | None:
         return _status(peer, cell, content, _dict(msg.get("parent_header")))
     handler = _HANDLERS.get(msg_type)
     return handler(peer, cell, content) if handler else None
+
+
+def kernel_language(kernel_info: Mapping[str, Any]) -> str:
+    """A pygments lexer name for a kernel's code (``kernel_info_reply`` content):
+    ``language_info.pygments_lexer``, else its ``name``; '' when unknown."""
+    info = _dict(_dict(kernel_info).get("language_info"))
+    return _str(info.get("pygments_lexer") or info.get("name"))
+
+
+def kernel_description(kernel_info: Mapping[str, Any]) -> str:
+    """``python kernel (ipython)``: how every frontend names the kernel it shows."""
+    kernel_info = _dict(kernel_info)
+    language = _str(_dict(kernel_info.get("language_info")).get("name")) or "?"
+    impl = _str(kernel_info.get("implementation"))
+    return f"{language} kernel" + (f" ({impl})" if impl else "")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import os
 import sys
 import time
@@ -41,7 +40,7 @@ from .room import Room
 from .screen import Screen
 from .transcript import Transcript
 
-__all__ = ["Recorder", "check_target", "lossless", "run_record"]
+__all__ = ["Recorder", "check_target", "run_record"]
 
 STATUS_PERIOD = 0.25  # seconds between status line redraws, at most
 DRAIN_BATCH = 512
@@ -58,28 +57,6 @@ def check_target(path: str) -> None:
             f"{path} already exists; record to a new file (or remove it first)",
             ExitStatus.RECORDING,
         )
-
-
-def kernel_name_of(link: KernelLink) -> str:
-    """The kernelspec name: the manager's, or the connection file's ``kernel_name``."""
-    if link.manager is not None:
-        return str(getattr(link.manager, "kernel_name", "") or "")
-    try:
-        with open(link.where) as f:
-            name = json.load(f).get("kernel_name")  # this field only: never the key
-    except (OSError, ValueError, AttributeError):
-        return ""
-    return name if isinstance(name, str) else ""
-
-
-def lossless(link: KernelLink) -> None:
-    """Let IOPub queue without limit on our side, so a slow moment never drops a message.
-
-    ZMQ's default high-water mark (1,000 messages) makes a subscriber that falls
-    behind lose messages silently.  A recorder must not; it catches up instead.
-    Call before :meth:`KernelLink.connect` (the option applies to new sockets).
-    """
-    link.client.context.setsockopt(zmq.RCVHWM, 0)
 
 
 def human_bytes(n: int) -> str:
@@ -133,7 +110,7 @@ class Recorder:
     def for_link(
         cls, path: str, link: KernelLink, *, on_error: Callable[[str], None] | None = None
     ) -> Recorder:
-        return cls.create(path, link.kernel_info, kernel_name_of(link), on_error=on_error)
+        return cls.create(path, link.kernel_info, link.kernel_name, on_error=on_error)
 
     @property
     def path(self) -> str:
@@ -232,7 +209,7 @@ async def drain(link: KernelLink, mirror: Mirror) -> None:
 
 
 async def run_record(args: Namespace) -> ExitStatus:
-    from .commands import describe_kernel, heartbeat, on_signals, open_link
+    from .commands import heartbeat, on_signals, open_link
 
     out: str = args.out
     check_target(out)
@@ -250,7 +227,7 @@ async def run_record(args: Namespace) -> ExitStatus:
             ended.set_result(why)
 
     on_signals(loop, ended, sigint=True)
-    lossless(link)
+    link.lossless()
     try:
         await link.connect(args.timeout, stdin=False, control=False)
         recorder = Recorder.for_link(out, link, on_error=end)
@@ -268,7 +245,7 @@ async def run_record(args: Namespace) -> ExitStatus:
         pump = asyncio.ensure_future(mirror.run(link.iopub_batches()))
         tasks += [pump, asyncio.ensure_future(heartbeat(link, mirror, asyncio.Event()))]
         print(
-            f"recording the {describe_kernel(link)} of {link.where} to {out} (Ctrl-C stops)",
+            f"recording the {link.description} of {link.where} to {out} (Ctrl-C stops)",
             file=stream,
             flush=True,
         )

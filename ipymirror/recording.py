@@ -31,6 +31,7 @@ from jupyter_client.jsonutil import json_default
 
 from . import __version__
 from .errors import ExitStatus, MirrorError
+from .protocol import kernel_description, kernel_language
 
 __all__ = [
     "FORMAT_VERSION",
@@ -115,8 +116,7 @@ class Header:
     @property
     def lexer(self) -> str:
         """A pygments lexer name for the kernel's code (as KernelLink.language)."""
-        lexer = self.language_info.get("pygments_lexer")
-        return lexer if isinstance(lexer, str) and lexer else self.language
+        return kernel_language(self.kernel)
 
     @property
     def started_at(self) -> datetime | None:
@@ -127,9 +127,7 @@ class Header:
 
     def describe(self) -> str:
         """'python kernel (ipython)', as the console says it."""
-        impl = self.kernel.get("implementation")
-        text = f"{self.language or '?'} kernel"
-        return text + (f" ({impl})" if isinstance(impl, str) and impl else "")
+        return kernel_description(self.kernel)
 
 
 # -------------------------------------------------------------------- encode

@@ -388,8 +388,7 @@ class _StatusLine:
 
 async def run_share(args: Any) -> ExitStatus:
     """``ipymirror share``: tap a kernel, serve viewers until Ctrl-C or SIGTERM."""
-    from .commands import describe_kernel, on_signals, open_link
-    from .recorder import kernel_name_of, lossless
+    from .commands import on_signals, open_link
     from .ticket import (
         DEFAULT_BIND,
         advertised,
@@ -410,7 +409,7 @@ async def run_share(args: Any) -> ExitStatus:
     relay: Relay | None = None
     out = sys.stdout
     try:
-        lossless(link)  # the relay itself never loses a kernel message; a slow viewer may
+        link.lossless()  # the relay itself never loses a kernel message; a slow viewer may
         await link.connect(args.timeout, stdin=False, control=False)
         relay = Relay(
             keys,
@@ -418,7 +417,7 @@ async def run_share(args: Any) -> ExitStatus:
             cells=args.backlog_cells,
             queue=args.viewer_queue,
             own_session=link.session_id,
-            kernel_name=kernel_name_of(link),
+            kernel_name=link.kernel_name,
         )
         pub, router = relay.bind(*binds)
         old = keys.ticket
@@ -426,7 +425,7 @@ async def run_share(args: Any) -> ExitStatus:
             advertised(pub, args.advertise), advertised(router, args.advertise)
         )
         keys = HostKeys(ticket, keys.server_secret, (pub, router))
-        print(f"» sharing the {describe_kernel(link)} of {link.where}, read-only", file=out)
+        print(f"» sharing the {link.description} of {link.where}, read-only", file=out)
         print(f"» viewers run:  ipymirror watch {ticket.encode()}", file=out)
         if args.ticket_file:
             write_host_file(args.ticket_file, keys)

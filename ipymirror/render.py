@@ -212,6 +212,14 @@ class Renderer:
 
         return highlight(code, lexer, TerminalFormatter()).rstrip("\n").split("\n")
 
+    def result(self, data: Mapping[str, Any], count: int | None) -> list[str]:
+        """An ``execute_result``: ``Out[n]: value``, the prompt alone on its line if multi-line."""
+        lines = self.mime(data)
+        if not lines:
+            return []
+        prompt = self.out_prompt(count)
+        return [prompt + lines[0]] if len(lines) == 1 else [prompt, *lines]
+
     def traceback(self, ename: str, evalue: str, traceback: tuple[str, ...]) -> list[str]:
         text = "\n".join(traceback) if traceback else f"{ename}: {evalue}" if evalue else ename
         return self.clean(text).rstrip("\n").split("\n")

@@ -323,7 +323,7 @@ def cell_pauses(
 
 
 async def _replay_into(header: Header, records: Iterator[Record], args: Namespace) -> ExitStatus:
-    from .commands import describe_kernel, on_signals
+    from .commands import on_signals
     from .kernel import KernelLink, default_username, resolve_connection_file
 
     cells = recorded_cells(records)
@@ -343,7 +343,7 @@ async def _replay_into(header: Header, records: Iterator[Record], args: Namespac
     out = sys.stdout
     try:
         await link.connect(args.timeout, stdin=False, control=False)
-        what = f"{len(cells)} cells into the {describe_kernel(link)} of {path}"
+        what = f"{len(cells)} cells into the {link.description} of {path}"
         print(f"» replaying {what}", file=out)
         ran = 0
         for number, (pause, cell) in enumerate(zip(pauses, cells, strict=True), 1):

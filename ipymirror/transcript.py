@@ -112,7 +112,7 @@ class Transcript:
         elif isinstance(ev, ExecuteInput):
             self._execute_input(ev)
         elif isinstance(ev, Result):
-            self._output(ev, self._result_lines(ev))
+            self._output(ev, self.r.result(ev.data, ev.execution_count))
         elif isinstance(ev, Display):
             self._display(ev)
         elif isinstance(ev, Error):
@@ -282,13 +282,6 @@ class Transcript:
             return
         self._flush_partials(cell, ev.cell)
         self._commit(ev.peer, ev.cell, lines)
-
-    def _result_lines(self, ev: Result) -> list[str]:
-        lines = self.r.mime(ev.data)
-        prompt = self.r.out_prompt(ev.execution_count)
-        if len(lines) == 1:
-            return [prompt + lines[0]]
-        return [prompt, *lines] if lines else []
 
     def _execute_input(self, ev: ExecuteInput) -> None:
         cell = self._cell(ev)
