@@ -33,6 +33,7 @@ import zmq
 from .errors import ExitStatus, MirrorError
 from .events import Event, KernelRestart
 from .kernel import KernelLink
+from .liveline import LiveLine
 from .mirror import Mirror
 from .recording import RecordingWriter, header_record
 from .render import Renderer
@@ -42,7 +43,6 @@ from .transcript import Transcript
 
 __all__ = ["Recorder", "check_target", "run_record"]
 
-STATUS_PERIOD = 0.25  # seconds between status line redraws, at most
 DRAIN_BATCH = 512
 
 Message = dict[str, Any]
@@ -159,38 +159,6 @@ class NoTranscript(Transcript):
         pass
 
 
-class StatusLine:
-    """The recorder's one line: redrawn in place on a tty, at most every STATUS_PERIOD."""
-
-    def __init__(self, stream: Any, recorder: Recorder, room: Room) -> None:
-        self.stream = stream
-        self.recorder = recorder
-        self.room = room
-        self._handle: asyncio.TimerHandle | None = None
-        self._shown = ""
-
-    def changed(self) -> None:
-        if self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(STATUS_PERIOD, self.draw)
-
-    def draw(self) -> None:
-        self._handle = None
-        text = self.recorder.status(self.room)
-        if text != self._shown:
-            self._shown = text
-            self.stream.write("\r\x1b[K" + text)
-            self.stream.flush()
-
-    def clear(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if self._shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self._shown = ""
-
-
 async def drain(link: KernelLink, mirror: Mirror) -> None:
     """Feed whatever IOPub messages are already waiting (at the end of a recording)."""
     socket = link.client.iopub_channel.socket
@@ -218,7 +186,7 @@ async def run_record(args: Namespace) -> ExitStatus:
     stream = sys.stdout
     tasks: list[asyncio.Task[Any]] = []
     recorder: Recorder | None = None
-    status: StatusLine | None = None
+    status: LiveLine | None = None
     loop = asyncio.get_running_loop()
     ended: asyncio.Future[str] = loop.create_future()
 
@@ -250,7 +218,7 @@ async def run_record(args: Namespace) -> ExitStatus:
             flush=True,
         )
         if stream.isatty():
-            status = StatusLine(stream, recorder, mirror.room)
+            status = LiveLine(stream, lambda: recorder.status(mirror.room))
             recorder.on_change = status.changed
             status.draw()
         await asyncio.wait([pump, ended], return_when=asyncio.FIRST_COMPLETED)

@@ -356,39 +356,17 @@ class Relay:
 
 
 # -- the host's command ----------------------------------------------------------
-class _StatusLine:
-    """The host's live line: rewritten in place on a terminal, a new line when piped."""
-
-    def __init__(self, relay: Relay, stream: Any) -> None:
-        self.relay, self.stream = relay, stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.shown = ""
-        self.pending: asyncio.Handle | None = None
-
-    def text(self) -> str:
-        r = self.relay
-        refused = f" │ refused: {r.refused}" if r.refused else ""
-        ignored = f" │ ignored: {r.ignored}" if r.ignored else ""
-        kernel = "ok" if r.kernel_state == b"ok" else "not answering"
-        return f"viewers: {r.viewers}{refused}{ignored} │ kernel: {kernel}"
-
-    def changed(self) -> None:  # at most every 0.25 s: refused clients retry 10 times a second
-        if self.pending is None:
-            self.pending = asyncio.get_running_loop().call_later(0.25, self.show)
-
-    def show(self) -> None:
-        self.pending = None
-        text = self.text()
-        if text != self.shown:
-            self.shown = text
-            end = "" if self.tty else "\n"
-            self.stream.write(("\r\x1b[K" if self.tty else "") + text + end)
-            self.stream.flush()
+def _host_status(r: Relay) -> str:
+    refused = f" │ refused: {r.refused}" if r.refused else ""
+    ignored = f" │ ignored: {r.ignored}" if r.ignored else ""
+    kernel = "ok" if r.kernel_state == b"ok" else "not answering"
+    return f"viewers: {r.viewers}{refused}{ignored} │ kernel: {kernel}"
 
 
 async def run_share(args: Any) -> ExitStatus:
     """``ipymirror share``: tap a kernel, serve viewers until Ctrl-C or SIGTERM."""
     from .commands import on_signals, open_link
+    from .liveline import LiveLine
     from .ticket import (
         DEFAULT_BIND,
         advertised,
@@ -437,9 +415,9 @@ async def run_share(args: Any) -> ExitStatus:
                 file=out,
             )
         print(f"» listening on {pub} and {router}; Ctrl-C stops", file=out, flush=True)
-        status = _StatusLine(relay, out)
+        status = LiveLine(out, lambda: _host_status(relay))  # refused clients retry 10x a second
         relay.on_change = status.changed
-        status.show()
+        status.draw()
         ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         on_signals(asyncio.get_running_loop(), ended, sigint=True)
         running = asyncio.ensure_future(relay.run(link.iopub_batches(), link.is_beating))

@@ -75,6 +75,17 @@ def test_kernel_restart_is_recorded_and_survived(kernel, peer, recorders, tmp_pa
     wait_for_records(out, has_idle(before))
     kernel.restart_kernel(now=False)
     alice.client.wait_for_ready(timeout=60)
+
+    def resubscribed(records: list) -> bool:
+        """The new kernel welcomed the recorder's reconnected subscription (XPUB)."""
+        types = [r.msg_type for r in records]
+        if "shutdown_reply" not in types:
+            return False
+        return "iopub_welcome" in types[types.index("shutdown_reply") :]
+
+    # Until then the new kernel's broadcasts cannot reach the recorder (ZMQ's
+    # slow joiner): what it runs first would be missed by any subscriber.
+    wait_for_records(out, resubscribed)
     after = alice.run("print('after restart')")["reply"]["parent_header"]["msg_id"]
     records = wait_for_records(out, has_idle(after))
     assert rec.proc.poll() is None  # still recording
