@@ -43,11 +43,11 @@ sys.path.insert(0, str(REPO_ROOT))
 from jupyter_client import KernelManager  # noqa: E402
 from jupyter_client.session import Session  # noqa: E402
 
-from ipymirror.mirror import Mirror  # noqa: E402
-from ipymirror.recorder import NoTranscript, Recorder  # noqa: E402
-from ipymirror.recording import RecordingWriter, header_record, read_recording  # noqa: E402
-from ipymirror.render import Renderer  # noqa: E402
-from ipymirror.screen import Screen  # noqa: E402
+from ipymirror.commands.record import NoTranscript, Recorder  # noqa: E402
+from ipymirror.core.pipeline import Mirror  # noqa: E402
+from ipymirror.core.render import Renderer  # noqa: E402
+from ipymirror.recording.format import RecordingWriter, header_record, read_recording  # noqa: E402
+from ipymirror.terminal.writer import Screen  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -56,8 +56,8 @@ async def _worker(ticket_text: str, n: int) -> None:
     """Run ``n`` viewers until SIGTERM; then print their deliveries as JSON."""
     import zmq.asyncio
 
-    from ipymirror.ticket import Ticket
-    from ipymirror.viewer import ViewerSource
+    from ipymirror.transports.share.ticket import Ticket
+    from ipymirror.transports.share.viewer import ViewerSource
 
     ticket = Ticket.parse(ticket_text)
     ctx = zmq.asyncio.Context()
@@ -96,7 +96,7 @@ def _probe(ticket_text: str) -> None:
     """
     import zmq
 
-    from ipymirror.ticket import Ticket
+    from ipymirror.transports.share.ticket import Ticket
 
     ticket = Ticket.parse(ticket_text)
     ctx = zmq.Context()

@@ -13,11 +13,11 @@ from jupyter_client.session import new_id
 from rich.console import Console
 from rich.text import Text
 
-from ipymirror.protocol import to_event
-from ipymirror.render import Renderer
-from ipymirror.room import Room
-from ipymirror.statusline import status_line
-from ipymirror.transcript import Transcript
+from ipymirror.core.presence import Room
+from ipymirror.core.protocol import to_event
+from ipymirror.core.render import Renderer
+from ipymirror.core.status import status_line
+from ipymirror.core.transcript import Transcript
 
 CELLS = [
     ("bob", "import pandas as pd\nfor step in range(3):\n    print('step', step)"),

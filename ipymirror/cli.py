@@ -11,8 +11,8 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__
-from .errors import ExitStatus, MirrorError
+from ipymirror import __version__
+from ipymirror.errors import ExitStatus, MirrorError
 
 __all__ = ["build_parser", "main"]
 
@@ -204,24 +204,24 @@ def _recording_commands(sub: argparse._SubParsersAction) -> None:
 
 
 async def _dispatch(args: argparse.Namespace) -> ExitStatus:
-    from .commands import run_console, run_watch
+    from ipymirror.commands._lifecycle import run_console, run_watch
 
     if args.command == "watch":
         return await run_watch(args)
     if args.command == "share":
-        from .relay import run_share
+        from ipymirror.transports.share.relay import run_share
 
         return await run_share(args)
     if args.command == "record":
-        from .recorder import run_record
+        from ipymirror.commands.record import run_record
 
         return await run_record(args)
     if args.command == "replay":
-        from .replay import run_replay
+        from ipymirror.commands.replay import run_replay
 
         return await run_replay(args)
     if args.command == "export":
-        from .export import run_export
+        from ipymirror.commands.export import run_export
 
         return await run_export(args)
     return await run_console(args)

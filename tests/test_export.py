@@ -23,9 +23,9 @@ from test_recording_support import (
 )
 
 from ipymirror.cli import main
-from ipymirror.export import default_output, notebook_cells, to_notebook
-from ipymirror.recording import read_recording
-from ipymirror.sanitize import strip_sgr
+from ipymirror.commands.export import default_output, notebook_cells, to_notebook
+from ipymirror.core.sanitize import strip_sgr
+from ipymirror.recording.format import read_recording
 
 DATA = Path(__file__).parent / "data"
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipymirror.protocol import to_event
-from ipymirror.render import Renderer
-from ipymirror.room import Room
-from ipymirror.statusline import status_line
-from ipymirror.transcript import MAX_LIVE_LINES, MAX_OPEN_CELLS, Transcript
+from ipymirror.core.presence import Room
+from ipymirror.core.protocol import to_event
+from ipymirror.core.render import Renderer
+from ipymirror.core.status import status_line
+from ipymirror.core.transcript import MAX_LIVE_LINES, MAX_OPEN_CELLS, Transcript
 
 settings.register_profile(
     "ci", max_examples=150, deadline=None, suppress_health_check=list(HealthCheck)

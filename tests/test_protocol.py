@@ -1,4 +1,4 @@
-"""ipymirror.protocol: real IOPub messages (captured from real kernels by
+"""ipymirror.core.protocol: real IOPub messages (captured from real kernels by
 tests/data/capture.py) and hand-made malformed ones -> typed events."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ipymirror.events import (
+from ipymirror.core.events import (
     KERNEL,
     ClearOutput,
     Display,
@@ -21,7 +21,7 @@ from ipymirror.events import (
     Status,
     Stream,
 )
-from ipymirror.protocol import msg_type_of, peer_of, to_event
+from ipymirror.core.protocol import msg_type_of, peer_of, to_event
 
 DATA = Path(__file__).parent / "data"
 

@@ -16,12 +16,12 @@ from test_recording_support import (
     write_recording,
 )
 
-from ipymirror import recording
 from ipymirror.cli import main
+from ipymirror.core.events import Stream
+from ipymirror.core.protocol import to_event
 from ipymirror.errors import ExitStatus, MirrorError
-from ipymirror.events import Stream
-from ipymirror.protocol import to_event
-from ipymirror.recording import (
+from ipymirror.recording import format as recording
+from ipymirror.recording.format import (
     Record,
     RecordError,
     RecordingWriter,

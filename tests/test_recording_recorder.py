@@ -9,12 +9,12 @@ import os
 import pytest
 from test_recording_support import KERNEL_INFO, cell_messages, run_ipymirror, stdout
 
+from ipymirror.commands.record import NoTranscript, Recorder
+from ipymirror.core.pipeline import Mirror
+from ipymirror.core.render import Renderer
 from ipymirror.errors import ExitStatus, MirrorError
-from ipymirror.mirror import Mirror
-from ipymirror.recorder import NoTranscript, Recorder
-from ipymirror.recording import read_recording
-from ipymirror.render import Renderer
-from ipymirror.screen import Screen
+from ipymirror.recording.format import read_recording
+from ipymirror.terminal.writer import Screen
 
 
 class Clock:

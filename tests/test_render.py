@@ -1,4 +1,4 @@
-"""ipymirror.render: MIME choice, image placeholders, rich/pygments rendering,
+"""ipymirror.core.render: MIME choice, image placeholders, rich/pygments rendering,
 and that hostile text never survives any rendering path."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ipymirror.events import Peer
-from ipymirror.render import RICH_LIMIT, Renderer, image_summary, pick_mime
-from ipymirror.sanitize import strip_sgr
+from ipymirror.core.events import Peer
+from ipymirror.core.render import RICH_LIMIT, Renderer, image_summary, pick_mime
+from ipymirror.core.sanitize import strip_sgr
 
 # A real 1x1 PNG (the one tests/data/capture.py displays from a real kernel).
 PNG_1X1 = (

@@ -18,10 +18,7 @@ from test_recording_support import (
     write_recording,
 )
 
-from ipymirror.mirror import Mirror
-from ipymirror.recording import read_recording
-from ipymirror.render import Renderer
-from ipymirror.replay import (
+from ipymirror.commands.replay import (
     Player,
     adjust_speed,
     cap_idle,
@@ -32,7 +29,10 @@ from ipymirror.replay import (
     to_absolute,
     to_relative,
 )
-from ipymirror.screen import Screen
+from ipymirror.core.pipeline import Mirror
+from ipymirror.core.render import Renderer
+from ipymirror.recording.format import read_recording
+from ipymirror.terminal.writer import Screen
 
 # ------------------------------------------------------------------ timing
 
@@ -324,7 +324,7 @@ def test_into_existing_with_a_name_and_from(kernel, peer, tmp_path):
 def test_records_of_other_channels_are_skipped(tmp_path):
     from test_recording_support import KERNEL_INFO
 
-    from ipymirror.recording import RecordingWriter, header_record
+    from ipymirror.recording.format import RecordingWriter, header_record
 
     msgs = cell_messages("print('seen')", [stdout("seen\n")], 1)
     foreign = cell_messages("print('unseen')", [stdout("unseen\n")], 2)

@@ -1,15 +1,15 @@
-"""ipymirror.room and ipymirror.statusline: who is in the room, what runs."""
+"""ipymirror.core.presence and ipymirror.core.status: who is in the room, what runs."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ipymirror.events import KERNEL, ExecuteInput, KernelRestart, Peer, Status, Stream
-from ipymirror.protocol import to_event
-from ipymirror.render import Renderer
-from ipymirror.room import Room
-from ipymirror.statusline import status_line
+from ipymirror.core.events import KERNEL, ExecuteInput, KernelRestart, Peer, Status, Stream
+from ipymirror.core.presence import Room
+from ipymirror.core.protocol import to_event
+from ipymirror.core.render import Renderer
+from ipymirror.core.status import status_line
 
 DATA = Path(__file__).parent / "data"
 CELLS: dict[str, str] = json.loads((DATA / "ipykernel_cells.json").read_text())

@@ -1,4 +1,4 @@
-"""Tests for ipymirror.sanitize: peers' kernel output is hostile terminal input."""
+"""Tests for ipymirror.core.sanitize: peers' kernel output is hostile terminal input."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.text import Text
 
-from ipymirror.sanitize import has_sgr, sanitize, strip_sgr
+from ipymirror.core.sanitize import has_sgr, sanitize, strip_sgr
 
 ESC = "\x1b"
 ST = "\x1b\\"

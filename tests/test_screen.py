@@ -1,4 +1,4 @@
-"""ipymirror.screen: bounded, frame-batched writes above a prompt_toolkit app.
+"""ipymirror.terminal.writer: bounded, frame-batched writes above a prompt_toolkit app.
 
 Structural tests only (counts of frames, calls and bytes), no timing.
 """
@@ -13,7 +13,7 @@ import threading
 
 from prompt_toolkit.data_structures import Size
 
-from ipymirror.screen import Screen
+from ipymirror.terminal.writer import Screen
 
 
 def test_no_loop_writes_immediately():

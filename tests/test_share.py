@@ -27,8 +27,8 @@ from jupyter_client.session import Session
 from terminal import REPO_ROOT, Terminal, default_env
 
 from ipymirror.errors import ExitStatus
-from ipymirror.ticket import Ticket, read_ticket_file
-from ipymirror.viewer import ViewerSource
+from ipymirror.transports.share.ticket import Ticket, read_ticket_file
+from ipymirror.transports.share.viewer import ViewerSource
 
 WAIT = 30.0
 

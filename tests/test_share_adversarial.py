@@ -32,8 +32,8 @@ from test_share import (
     run_cell,
 )
 
-from ipymirror.recording import decode_record
-from ipymirror.relay import INBOUND_MAX
+from ipymirror.recording.format import decode_record
+from ipymirror.transports.share.relay import INBOUND_MAX
 
 HUGE = 16 * 1024 * 1024
 

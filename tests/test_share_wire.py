@@ -8,9 +8,9 @@ import json
 import pytest
 
 from ipymirror.errors import ExitStatus, MirrorError
-from ipymirror.relay import Backlog, parse_hello
-from ipymirror.ticket import advertised, bind_pair
-from ipymirror.viewer import Sequencer
+from ipymirror.transports.share.relay import Backlog, parse_hello
+from ipymirror.transports.share.ticket import advertised, bind_pair
+from ipymirror.transports.share.viewer import Sequencer
 
 ID = b"\x00k\x8bEg"
 

@@ -11,7 +11,7 @@ import pytest
 import zmq
 
 from ipymirror.errors import ExitStatus, MirrorError
-from ipymirror.ticket import (
+from ipymirror.transports.share.ticket import (
     PREFIX,
     HostKeys,
     Ticket,

@@ -1,11 +1,11 @@
-"""ipymirror.transcript: event sequences -> committed text and live lines."""
+"""ipymirror.core.transcript: event sequences -> committed text and live lines."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ipymirror.events import (
+from ipymirror.core.events import (
     ClearOutput,
     Display,
     Error,
@@ -16,9 +16,9 @@ from ipymirror.events import (
     Status,
     Stream,
 )
-from ipymirror.protocol import to_event
-from ipymirror.render import RESET, Renderer
-from ipymirror.transcript import (
+from ipymirror.core.protocol import to_event
+from ipymirror.core.render import RESET, Renderer
+from ipymirror.core.transcript import (
     MAX_LIVE_LINES,
     MAX_OPEN_CELLS,
     MAX_PARTIAL,

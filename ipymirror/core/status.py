@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .events import Peer
-from .render import Renderer
-from .room import Room
+from ipymirror.core.events import Peer
+from ipymirror.core.presence import Room
+from ipymirror.core.render import Renderer
 
 __all__ = ["status_line"]
 

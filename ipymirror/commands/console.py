@@ -25,13 +25,13 @@ from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import DynamicLexer
 
-from .events import Event, Peer, Status
-from .kernel import KernelLink
-from .mirror import Mirror
-from .render import lexer_for
-from .room import Running
-from .statusline import status_line
-from .views import STYLE, live_text, status_app
+from ipymirror.core.events import Event, Peer, Status
+from ipymirror.core.pipeline import Mirror
+from ipymirror.core.presence import Running
+from ipymirror.core.render import lexer_for
+from ipymirror.core.status import status_line
+from ipymirror.terminal.widgets import STYLE, live_text, status_app
+from ipymirror.transports.zmq import KernelLink
 
 __all__ = ["Console"]
 

@@ -29,9 +29,9 @@ from typing import Any
 
 from jupyter_client.jsonutil import json_default
 
-from . import __version__
-from .errors import ExitStatus, MirrorError
-from .protocol import kernel_description, kernel_language
+from ipymirror import __version__
+from ipymirror.core.protocol import kernel_description, kernel_language
+from ipymirror.errors import ExitStatus, MirrorError
 
 __all__ = [
     "FORMAT_VERSION",

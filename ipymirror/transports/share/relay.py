@@ -3,7 +3,7 @@
 The relay is the only process that holds the kernel's key.  It joins the
 kernel as a passive tap (IOPub, plus the one ``kernel_info`` request every
 client makes) and re-broadcasts what the kernel broadcasts, over CurveZMQ, to
-viewers who hold a ticket (see :mod:`ipymirror.ticket`) and nothing else.
+viewers who hold a ticket (see :mod:`ipymirror.transports.share.ticket`) and nothing else.
 
 Rules the relay keeps (the wire protocol is written out in docs/sharing.md):
 
@@ -40,13 +40,13 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
-from .errors import ExitStatus, MirrorError
-from .recording import encode_record, header_record
-from .ticket import HostKeys
+from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.recording.format import encode_record, header_record
+from ipymirror.transports.share.ticket import HostKeys
 
 __all__ = ["Backlog", "Relay", "parse_hello", "run_share"]
 
-# -- wire protocol (shared with ipymirror.viewer) ------------------------------
+# -- wire protocol (shared with ipymirror.transports.share.viewer) ------------------------------
 EVENTS = b"ev"  # XPUB: [EVENTS, epoch, first seq, record, record, ...]
 TICK = b"tick"  # XPUB: [TICK, epoch, last seq, kernel state]
 HELLO = b"hello"  # DEALER -> ROUTER: [HELLO, json {"v": 1, "req", "epoch", "after"}]
@@ -365,9 +365,9 @@ def _host_status(r: Relay) -> str:
 
 async def run_share(args: Any) -> ExitStatus:
     """``ipymirror share``: tap a kernel, serve viewers until Ctrl-C or SIGTERM."""
-    from .commands import on_signals, open_link
-    from .liveline import LiveLine
-    from .ticket import (
+    from ipymirror.commands._lifecycle import on_signals, open_link
+    from ipymirror.terminal.liveline import LiveLine
+    from ipymirror.transports.share.ticket import (
         DEFAULT_BIND,
         advertised,
         bind_pair,

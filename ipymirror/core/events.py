@@ -1,6 +1,6 @@
 """Typed events: what happened on the kernel, and who caused it.
 
-A raw Jupyter message never travels past :mod:`ipymirror.protocol`; everything
+A raw Jupyter message never travels past :mod:`ipymirror.core.protocol`; everything
 downstream (renderer, transcript, status line, recorder) sees these frozen
 dataclasses instead.  Every event carries the :class:`Peer` whose request caused
 it (from ``parent_header.session``) and that request's ``msg_id`` (``cell``), so

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from .events import (
+from ipymirror.core.events import (
     ClearOutput,
     Display,
     Error,
@@ -33,7 +33,7 @@ from .events import (
     Status,
     Stream,
 )
-from .render import RESET, Renderer, resolve_cr
+from ipymirror.core.render import RESET, Renderer, resolve_cr
 
 __all__ = ["Transcript"]
 

@@ -17,8 +17,8 @@ from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.styles import Style
 
-from .mirror import Mirror
-from .render import RESET
+from ipymirror.core.pipeline import Mirror
+from ipymirror.core.render import RESET
 
 __all__ = ["STYLE", "live_text", "status_app"]
 

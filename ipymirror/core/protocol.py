@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .events import (
+from ipymirror.core.events import (
     KERNEL,
     ClearOutput,
     Display,

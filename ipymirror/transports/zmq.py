@@ -23,8 +23,8 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.session import new_id
 from jupyter_core.paths import jupyter_runtime_dir
 
-from .errors import ExitStatus, MirrorError
-from .protocol import kernel_description, kernel_language
+from ipymirror.core.protocol import kernel_description, kernel_language
+from ipymirror.errors import ExitStatus, MirrorError
 
 __all__ = ["KernelLink", "resolve_connection_file"]
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
 
-from .mirror import Mirror
-from .statusline import status_line
-from .views import live_text, status_app
+from ipymirror.core.pipeline import Mirror
+from ipymirror.core.status import status_line
+from ipymirror.terminal.widgets import live_text, status_app
 
 __all__ = ["Watch"]
 

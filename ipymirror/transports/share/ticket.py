@@ -36,7 +36,7 @@ from typing import Any
 import zmq
 from zmq.utils import z85
 
-from .errors import ExitStatus, MirrorError
+from ipymirror.errors import ExitStatus, MirrorError
 
 __all__ = [
     "HostKeys",

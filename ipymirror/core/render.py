@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from .events import Peer
-from .sanitize import sanitize, strip_sgr
+from ipymirror.core.events import Peer
+from ipymirror.core.sanitize import sanitize, strip_sgr
 
 __all__ = ["RESET", "Renderer", "image_summary", "lexer_for", "pick_mime", "resolve_cr"]
 

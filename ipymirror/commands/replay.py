@@ -1,6 +1,6 @@
 """``ipymirror replay``: a recording played back through the mirror, with its timing.
 
-The recorded messages go through the same :class:`~ipymirror.mirror.Mirror`,
+The recorded messages go through the same :class:`~ipymirror.core.pipeline.Mirror`,
 transcript, screen and ``watch`` view as a live kernel's, so a replay looks
 exactly like the session did.  Timing is a chain of small generators over
 ``(time, item)`` pairs, as in asciinema 2.x's ``events.py``:
@@ -28,12 +28,12 @@ from typing import Any, TypeVar
 
 from prompt_toolkit.key_binding import KeyBindings
 
-from .errors import ExitStatus, MirrorError
-from .events import Status
-from .mirror import Mirror
-from .protocol import peer_of, to_event
-from .recording import Header, Record, iopub, read_recording
-from .watch import Watch
+from ipymirror.core.events import Status
+from ipymirror.core.pipeline import Mirror
+from ipymirror.core.protocol import peer_of, to_event
+from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.recording.format import Header, Record, iopub, read_recording
+from ipymirror.terminal.watch_view import Watch
 
 __all__ = [
     "Player",
@@ -323,8 +323,8 @@ def cell_pauses(
 
 
 async def _replay_into(header: Header, records: Iterator[Record], args: Namespace) -> ExitStatus:
-    from .commands import on_signals
-    from .kernel import KernelLink, default_username, resolve_connection_file
+    from ipymirror.commands._lifecycle import on_signals
+    from ipymirror.transports.zmq import KernelLink, default_username, resolve_connection_file
 
     cells = recorded_cells(records)
     if args.from_cell is not None:
@@ -393,10 +393,10 @@ async def run_replay(args: Namespace) -> ExitStatus:
 
 
 async def _play(header: Header, records: Iterator[Record], args: Namespace) -> ExitStatus:
-    from .commands import on_signals
+    from ipymirror.commands._lifecycle import on_signals
 
     stream = sys.stdout
-    from .commands import make_mirror
+    from ipymirror.commands._lifecycle import make_mirror
 
     mirror = make_mirror(args, stream, language=header.lexer)
     timed = schedule(

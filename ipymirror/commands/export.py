@@ -8,8 +8,8 @@ Two views of a recording, both pure functions of its records:
   Output of executions that never broadcast their input (silent ones, or
   cells begun before the recording) has no cell and is left out.
 * **the terminal** (asciicast, HTML): the transcript exactly as ``watch``
-  and ``replay`` draw it — same :class:`~ipymirror.transcript.Transcript`
-  and :class:`~ipymirror.render.Renderer`, colours on.
+  and ``replay`` draw it — same :class:`~ipymirror.core.transcript.Transcript`
+  and :class:`~ipymirror.core.render.Renderer`, colours on.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ExitStatus, MirrorError
-from .events import Peer
-from .protocol import peer_of, to_event
-from .recording import Header, Record, iopub, read_recording
-from .render import Renderer
-from .sanitize import strip_sgr
-from .transcript import Transcript
+from ipymirror.core.events import Peer
+from ipymirror.core.protocol import peer_of, to_event
+from ipymirror.core.render import Renderer
+from ipymirror.core.sanitize import strip_sgr
+from ipymirror.core.transcript import Transcript
+from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.recording.format import Header, Record, iopub, read_recording
 
 __all__ = [
     "Cell",

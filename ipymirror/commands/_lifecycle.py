@@ -11,12 +11,12 @@ from argparse import Namespace
 from collections.abc import AsyncIterable
 from typing import Any
 
-from .errors import ExitStatus
-from .events import Peer
-from .kernel import KernelLink, default_username, resolve_connection_file
-from .mirror import Mirror
-from .render import Renderer
-from .screen import Screen
+from ipymirror.core.events import Peer
+from ipymirror.core.pipeline import Mirror
+from ipymirror.core.render import Renderer
+from ipymirror.errors import ExitStatus
+from ipymirror.terminal.writer import Screen
+from ipymirror.transports.zmq import KernelLink, default_username, resolve_connection_file
 
 __all__ = ["run_console", "run_watch"]
 
@@ -108,13 +108,13 @@ def on_signals(
 async def run_console(args: Namespace) -> ExitStatus:
     from jupyter_core.paths import jupyter_data_dir
 
-    from .console import Console
+    from ipymirror.commands.console import Console
 
     link = await open_link(args)
     tasks: list[asyncio.Task[Any]] = []
     recorder = None
     if getattr(args, "record", None):
-        from .recorder import Recorder
+        from ipymirror.commands.record import Recorder
 
         link.lossless()  # a recording must not lose what a slow moment would drop
     try:
@@ -158,7 +158,7 @@ async def run_console(args: Namespace) -> ExitStatus:
 
 async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: str) -> None:
     """Show ``batches`` read-only until the user quits or a signal; then commit the rest."""
-    from .watch import Watch
+    from ipymirror.terminal.watch_view import Watch
 
     interactive = sys.stdout.isatty() and sys.stdin.isatty()
     if interactive:
@@ -179,7 +179,9 @@ async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: 
 async def run_watch(args: Namespace) -> ExitStatus:
 
     if getattr(args, "ticket", None) or getattr(args, "ticket_file", None):
-        from .viewer import run_watch_relay  # a relay's viewer: no kernel, no key
+        from ipymirror.transports.share.viewer import (
+            run_watch_relay,  # a relay's viewer: no kernel, no key
+        )
 
         return await run_watch_relay(args)
     args.join_only = True

@@ -32,10 +32,10 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from .errors import ExitStatus, MirrorError
-from .recording import Header, RecordError, decode_header, decode_record
-from .relay import EVENTS, HELLO, TICK, TICK_PERIOD, WELCOME
-from .ticket import Ticket
+from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.recording.format import Header, RecordError, decode_header, decode_record
+from ipymirror.transports.share.relay import EVENTS, HELLO, TICK, TICK_PERIOD, WELCOME
+from ipymirror.transports.share.ticket import Ticket
 
 __all__ = ["Sequencer", "ViewerSource", "run_watch_relay"]
 
@@ -314,8 +314,8 @@ class ViewerSource:
 
 async def run_watch_relay(args: Any) -> ExitStatus:
     """``ipymirror watch TICKET``: the watch view, fed by a relay instead of a kernel."""
-    from .commands import make_mirror, watch_stream
-    from .ticket import read_ticket_file
+    from ipymirror.commands._lifecycle import make_mirror, watch_stream
+    from ipymirror.transports.share.ticket import read_ticket_file
 
     if args.existing is not None:
         raise MirrorError("give a ticket or --existing, not both", ExitStatus.USAGE)

@@ -1,12 +1,12 @@
 """``ipymirror record``: a passive collaborator that appends every broadcast to a file.
 
-The :class:`Recorder` is a sink of the one :class:`~ipymirror.mirror.Mirror`
+The :class:`Recorder` is a sink of the one :class:`~ipymirror.core.pipeline.Mirror`
 pipeline: the mirror hands it every raw IOPub message before anything else
 sees it, whether the mirror feeds a console (``ipymirror --record``) or
 nothing at all (``ipymirror record``, which renders no transcript).  Rules:
 
 * Every message is written as it arrives, in arrival order, one line each
-  (see :mod:`ipymirror.recording`); nothing waits in a buffer.
+  (see :mod:`ipymirror.recording.format`); nothing waits in a buffer.
 * ``record`` says "recording" only once the kernel's IOPub stream has been seen
   to reach it, so nothing broadcast after that line can be missing.
 * A write error (full disk) stops the recording, and says so once; it never
@@ -30,16 +30,16 @@ from typing import Any
 
 import zmq
 
-from .errors import ExitStatus, MirrorError
-from .events import Event, KernelRestart
-from .kernel import KernelLink
-from .liveline import LiveLine
-from .mirror import Mirror
-from .recording import RecordingWriter, header_record
-from .render import Renderer
-from .room import Room
-from .screen import Screen
-from .transcript import Transcript
+from ipymirror.core.events import Event, KernelRestart
+from ipymirror.core.pipeline import Mirror
+from ipymirror.core.presence import Room
+from ipymirror.core.render import Renderer
+from ipymirror.core.transcript import Transcript
+from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.recording.format import RecordingWriter, header_record
+from ipymirror.terminal.liveline import LiveLine
+from ipymirror.terminal.writer import Screen
+from ipymirror.transports.zmq import KernelLink
 
 __all__ = ["Recorder", "check_target", "run_record"]
 
@@ -177,7 +177,7 @@ async def drain(link: KernelLink, mirror: Mirror) -> None:
 
 
 async def run_record(args: Namespace) -> ExitStatus:
-    from .commands import heartbeat, on_signals, open_link
+    from ipymirror.commands._lifecycle import heartbeat, on_signals, open_link
 
     out: str = args.out
     check_target(out)

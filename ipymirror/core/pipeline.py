@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
-from .events import Event
-from .protocol import to_event
-from .render import Renderer
-from .room import Room
-from .screen import Screen
-from .transcript import Transcript
+from ipymirror.core.events import Event
+from ipymirror.core.presence import Room
+from ipymirror.core.protocol import to_event
+from ipymirror.core.render import Renderer
+from ipymirror.core.transcript import Transcript
+from ipymirror.terminal.writer import Screen
 
 __all__ = ["Mirror"]
 

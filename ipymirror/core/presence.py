@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .events import Event, ExecuteInput, KernelRestart, Peer, Status
+from ipymirror.core.events import Event, ExecuteInput, KernelRestart, Peer, Status
 
 __all__ = ["Room", "Running"]
 
