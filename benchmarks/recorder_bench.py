@@ -25,7 +25,6 @@ checked (every line number 0..N-1 present, in order).
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import platform
 import signal
@@ -44,10 +43,10 @@ from jupyter_client import KernelManager  # noqa: E402
 from jupyter_client.session import Session  # noqa: E402
 
 from ipymirror.commands.record import NoTranscript, Recorder  # noqa: E402
-from ipymirror.core.pipeline import Mirror  # noqa: E402
+from ipymirror.core.pipeline import Pipeline  # noqa: E402
 from ipymirror.core.render import Renderer  # noqa: E402
-from ipymirror.recording.format import RecordingWriter, header_record, read_recording  # noqa: E402
-from ipymirror.terminal.writer import Screen  # noqa: E402
+from ipymirror.recording.files import RecordingWriter, read_recording  # noqa: E402
+from ipymirror.recording.format import header_record  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -138,7 +137,7 @@ def live_run(km: KernelManager, kc: Any, n: int, tmp: Path, env: dict[str, str])
 
 
 def capacity(n: int, tmp: Path, gzip: bool) -> float:
-    """Messages/s through deserialize -> Mirror.feed -> Recorder.write, offline."""
+    """Messages/s through deserialize -> Pipeline.feed -> Recorder.write, offline."""
     session = Session(key=b"0123456789abcdef", username="alice")
     parent = session.msg("execute_request", {"code": "flood"})
     wire = []
@@ -149,8 +148,8 @@ def capacity(n: int, tmp: Path, gzip: bool) -> float:
     writer = RecordingWriter(str(out))
     writer.write_line(header_record({"language_info": {"name": "python"}}))
     recorder = Recorder(writer)
-    mirror = Mirror(Renderer(color=False), Screen(io.StringIO()), me="recorder")
-    mirror.transcript = NoTranscript()  # type: ignore[assignment]
+    renderer = Renderer(color=False)
+    mirror = Pipeline(renderer, "recorder", NoTranscript(renderer))
     mirror.sinks.append(recorder.write)
     reader = Session(key=b"0123456789abcdef")
     start = time.perf_counter()

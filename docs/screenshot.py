@@ -13,7 +13,7 @@ from jupyter_client.session import new_id
 from rich.console import Console
 from rich.text import Text
 
-from ipymirror.core.presence import Room
+from ipymirror.core.presence import Presence
 from ipymirror.core.protocol import to_event
 from ipymirror.core.render import Renderer
 from ipymirror.core.status import status_line
@@ -53,7 +53,7 @@ def main() -> None:
         me.stop_channels()
         km.shutdown_kernel(now=True)
     renderer = Renderer(width=78, color=True, language="python")
-    transcript, room = Transcript(renderer, me="alice-session"), Room("alice-session")
+    transcript, room = Transcript(renderer, me="alice-session"), Presence("alice-session")
     for msg in msgs:
         ev = to_event(msg)
         if ev is not None:

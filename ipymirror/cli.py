@@ -204,12 +204,13 @@ def _recording_commands(sub: argparse._SubParsersAction) -> None:
 
 
 async def _dispatch(args: argparse.Namespace) -> ExitStatus:
-    from ipymirror.commands._lifecycle import run_console, run_watch
+    from ipymirror.commands.console import run_console
+    from ipymirror.commands.watch import run_watch
 
     if args.command == "watch":
         return await run_watch(args)
     if args.command == "share":
-        from ipymirror.transports.share.relay import run_share
+        from ipymirror.commands.share import run_share
 
         return await run_share(args)
     if args.command == "record":

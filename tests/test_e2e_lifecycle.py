@@ -33,9 +33,7 @@ def test_restart_is_announced_and_mirroring_resumes(kernel, peer, terminal, ipym
     assert term.text().count("kernel restarted by") == 1
 
 
-def test_killed_kernel_is_announced_and_own_cell_does_not_hang(
-    kernel, terminal, ipymirror_argv
-):
+def test_killed_kernel_is_announced_and_own_cell_does_not_hang(kernel, terminal, ipymirror_argv):
     term = _mirror(terminal, ipymirror_argv, kernel)
     term.send("import time; time.sleep(60)" + ENTER)
     term.wait_for(re.compile(r"▶ you"))

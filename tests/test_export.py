@@ -25,7 +25,7 @@ from test_recording_support import (
 from ipymirror.cli import main
 from ipymirror.commands.export import default_output, notebook_cells, to_notebook
 from ipymirror.core.sanitize import strip_sgr
-from ipymirror.recording.format import read_recording
+from ipymirror.recording.files import read_recording
 
 DATA = Path(__file__).parent / "data"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipymirror.core.presence import Room
+from ipymirror.core.presence import Presence
 from ipymirror.core.protocol import to_event
 from ipymirror.core.render import Renderer
 from ipymirror.core.status import status_line
@@ -69,9 +69,7 @@ ATTACKS = [
 ]
 texty = st.one_of(
     st.text(max_size=200),
-    st.lists(st.one_of(st.sampled_from(ATTACKS), st.text(max_size=20)), max_size=12).map(
-        "".join
-    ),
+    st.lists(st.one_of(st.sampled_from(ATTACKS), st.text(max_size=20)), max_size=12).map("".join),
 )
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), texty)
 garbage = st.recursive(
@@ -151,7 +149,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 
 def _run(batch: list[object], color: bool) -> tuple[str, list[str]]:
     renderer = Renderer(width=40, color=color, language="python")
-    transcript, room = Transcript(renderer, me="s-me"), Room("s-me")
+    transcript, room = Transcript(renderer, me="s-me"), Presence("s-me")
     for msg in batch:
         ev = to_event(msg)  # type: ignore[arg-type]
         if ev is not None:

@@ -20,16 +20,15 @@ from ipymirror.cli import main
 from ipymirror.core.events import Stream
 from ipymirror.core.protocol import to_event
 from ipymirror.errors import ExitStatus, MirrorError
-from ipymirror.recording import format as recording
+from ipymirror.recording import files as recording
+from ipymirror.recording.files import RecordingWriter, read_recording
 from ipymirror.recording.format import (
     Record,
     RecordError,
-    RecordingWriter,
     decode_header,
     decode_record,
     encode_record,
     header_record,
-    read_recording,
 )
 
 

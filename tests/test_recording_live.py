@@ -20,7 +20,7 @@ from test_recording_support import (
     wait_for_records,
 )
 
-from ipymirror.recording.format import read_recording
+from ipymirror.recording.files import read_recording
 
 #: Lines the flood test prints, one message each.  The issue asks for 200,000;
 #: that takes ~40 s here, so the test uses 20,000 and the benchmark

@@ -1,4 +1,4 @@
-"""The Recorder sink on the Mirror pipeline, in process: counts, timing, write errors."""
+"""The Recorder sink on the pipeline, in process: counts, timing, write errors."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ import pytest
 from test_recording_support import KERNEL_INFO, cell_messages, run_ipymirror, stdout
 
 from ipymirror.commands.record import NoTranscript, Recorder
-from ipymirror.core.pipeline import Mirror
+from ipymirror.core.pipeline import Pipeline
 from ipymirror.core.render import Renderer
 from ipymirror.errors import ExitStatus, MirrorError
-from ipymirror.recording.format import read_recording
-from ipymirror.terminal.writer import Screen
+from ipymirror.recording.files import read_recording
 
 
 class Clock:
@@ -25,12 +24,23 @@ class Clock:
         return self.now
 
 
-def recording_mirror(recorder: Recorder) -> tuple[Mirror, io.StringIO]:
-    out = io.StringIO()
+class RecordingPipeline(Pipeline):
+    """Keeps the committed text of every update, to prove nothing is shown."""
+
+    out: io.StringIO
+
+    def feed(self, msgs):  # type: ignore[override]
+        update = super().feed(msgs)
+        self.out.write("".join(update.lines))
+        return update
+
+
+def recording_mirror(recorder: Recorder) -> tuple[Pipeline, io.StringIO]:
     renderer = Renderer(color=False)  # what `ipymirror record` does: nothing rendered
-    mirror = Mirror(renderer, Screen(out), transcript=NoTranscript(renderer))
-    mirror.sinks.append(recorder.write)
-    return mirror, out
+    pipeline = RecordingPipeline(renderer, transcript=NoTranscript(renderer))
+    pipeline.out = io.StringIO()
+    pipeline.sinks.append(recorder.write)
+    return pipeline, pipeline.out
 
 
 def test_sink_records_every_message_with_its_time(tmp_path):
@@ -48,7 +58,7 @@ def test_sink_records_every_message_with_its_time(tmp_path):
     recorder.close()
     assert out.getvalue() == ""  # nothing rendered, nothing shown
     assert (recorder.messages, recorder.cells) == (8, 2)
-    assert recorder.status(mirror.room).startswith("● rec 8 messages │ 2 cells │ 2 peers │ ")
+    assert recorder.status(mirror.presence).startswith("● rec 8 messages │ 2 cells │ 2 peers │ ")
     header, records = read_recording(str(path))
     assert header.kernel["name"] == "python3"
     got = list(records)

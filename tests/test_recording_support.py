@@ -27,7 +27,8 @@ import zmq
 from jupyter_client import KernelManager
 from terminal import REPO_ROOT, default_env, ipymirror_argv
 
-from ipymirror.recording.format import Record, RecordingWriter, header_record, read_recording
+from ipymirror.recording.files import RecordingWriter, read_recording
+from ipymirror.recording.format import Record, header_record
 
 KERNEL_INFO = {
     "implementation": "ipython",

@@ -18,21 +18,19 @@ from test_recording_support import (
     write_recording,
 )
 
-from ipymirror.commands.replay import (
-    Player,
+from ipymirror.commands.replay import Player, cell_pauses, recorded_cells
+from ipymirror.core.render import Renderer
+from ipymirror.recording.files import read_recording
+from ipymirror.recording.timing import (
     adjust_speed,
     cap_idle,
-    cell_pauses,
-    recorded_cells,
     schedule,
     start_at,
     to_absolute,
     to_relative,
 )
-from ipymirror.core.pipeline import Mirror
-from ipymirror.core.render import Renderer
-from ipymirror.recording.format import read_recording
-from ipymirror.terminal.writer import Screen
+from ipymirror.terminal.mirror import Mirror
+from ipymirror.terminal.writer import TerminalWriter
 
 # ------------------------------------------------------------------ timing
 
@@ -103,7 +101,7 @@ def test_recorded_cells_and_their_pauses(tmp_path):
     cells = recorded_cells(recs)
     assert [c.code for c in cells] == ["x = 6 * 7", "print('hello', x)", "x"]
     assert [c.execution_count for c in cells] == [1, 2, 3]
-    assert {c.username for c in cells} == {"alice"}
+    assert {c.peer.username for c in cells} == {"alice"}
     assert cells[0].end == pytest.approx(cells[0].start + 0.001)  # its idle
     assert cell_pauses(cells) == pytest.approx([0, 10.002, 10.002])
     assert cell_pauses(cells, speed=2, idle_limit=3) == pytest.approx([0, 1.5, 1.5])
@@ -127,7 +125,7 @@ def test_player_pauses_steps_and_skips_to_the_next_cell(tmp_path):
 
 async def _player_scenario(recs):
     out = io.StringIO()
-    mirror = Mirror(Renderer(color=False), Screen(out), me="")
+    mirror = Mirror(Renderer(color=False), TerminalWriter(out), me="")
     clock = FakeClock()
     player = Player(mirror, schedule(recs), clock=clock)
     task = asyncio.ensure_future(player.run())
@@ -324,7 +322,8 @@ def test_into_existing_with_a_name_and_from(kernel, peer, tmp_path):
 def test_records_of_other_channels_are_skipped(tmp_path):
     from test_recording_support import KERNEL_INFO
 
-    from ipymirror.recording.format import RecordingWriter, header_record
+    from ipymirror.recording.files import RecordingWriter
+    from ipymirror.recording.format import header_record
 
     msgs = cell_messages("print('seen')", [stdout("seen\n")], 1)
     foreign = cell_messages("print('unseen')", [stdout("unseen\n")], 2)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ipymirror.core.events import KERNEL, ExecuteInput, KernelRestart, Peer, Status, Stream
-from ipymirror.core.presence import Room
+from ipymirror.core.presence import Presence
 from ipymirror.core.protocol import to_event
 from ipymirror.core.render import Renderer
 from ipymirror.core.status import status_line
@@ -30,7 +30,7 @@ def status(peer: Peer, cell: str, state: str, request: str = "execute_request") 
 
 
 def test_execute_busy_idle_tracks_running_by_parent_msg_id():
-    room = Room()
+    room = Presence()
     room.feed(status(BOB, "b1", "busy"))
     assert room.state == "busy" and list(room.running) == ["b1"]
     room.feed(ExecuteInput(BOB, "b1", "for i in range(3):\n    work(i)", 7))
@@ -45,14 +45,14 @@ def test_execute_busy_idle_tracks_running_by_parent_msg_id():
 
 
 def test_idle_of_another_msg_id_does_not_end_a_cell():
-    room = Room()
+    room = Presence()
     room.feed(status(BOB, "b1", "busy"))
     room.feed(status(BOB, "other", "idle"))
     assert list(room.running) == ["b1"] and room.state == "busy"
 
 
 def test_kernel_info_and_complete_traffic_is_not_running():
-    room = Room()
+    room = Presence()
     for request in ("kernel_info_request", "complete_request", "inspect_request"):
         room.feed(status(CAROL, "q-" + request, "busy", request))
         assert room.running == {}
@@ -67,7 +67,7 @@ def test_kernel_info_and_complete_traffic_is_not_running():
 
 
 def test_peers_seen_include_kernel_info_only_sessions_but_not_me():
-    room = Room(me=ME.session)
+    room = Presence(me=ME.session)
     room.feed(status(ME, "m1", "busy"))
     room.feed(ExecuteInput(ME, "m1", "x", 1))
     room.feed(status(CAROL, "k1", "busy", "kernel_info_request"))
@@ -81,14 +81,14 @@ def test_peers_seen_include_kernel_info_only_sessions_but_not_me():
 
 
 def test_peer_username_learnt_later_is_kept():
-    room = Room()
+    room = Presence()
     room.feed(status(Peer(BOB.session), "b0", "busy", "kernel_info_request"))
     room.feed(status(BOB, "b1", "busy"))
     assert room.peers[BOB.session].username == "bob"
 
 
 def test_restart_clears_running_and_resets_execution_count():
-    room = Room()
+    room = Presence()
     room.feed(status(BOB, "b1", "busy"))
     room.feed(ExecuteInput(BOB, "b1", "x", 41))
     room.feed(KernelRestart(CAROL, "r1", restart=True))
@@ -102,7 +102,7 @@ def test_restart_clears_running_and_resets_execution_count():
 
 
 def test_starting_status_clears_running():
-    room = Room()
+    room = Presence()
     room.feed(status(BOB, "b1", "busy"))
     room.feed(ExecuteInput(BOB, "b1", "x", 5))
     room.feed(status(KERNEL, "", "starting", ""))
@@ -114,7 +114,7 @@ def test_captured_session():
     restart = next(i for i, ev in enumerate(events) if isinstance(ev, KernelRestart))
     alice = next(ev.peer for ev in events if isinstance(ev, ExecuteInput))
 
-    room = Room(me=alice.session)
+    room = Presence(me=alice.session)
     for ev in events[:restart]:
         room.feed(ev)
         if isinstance(ev, Status) and ev.request == "execute_request" and ev.state == "busy":
@@ -130,7 +130,7 @@ def test_captured_session():
 
 
 def test_version_bumps_on_change():
-    room = Room()
+    room = Presence()
     v = room.version
     room.feed(status(BOB, "b1", "busy"))
     assert room.version > v
@@ -146,7 +146,7 @@ def test_version_bumps_on_change():
 
 def test_status_line_names_running_peer_count_and_code():
     r = Renderer(color=False)
-    room = Room(me=ME.session)
+    room = Presence(me=ME.session)
     room.feed(status(BOB, "b1", "busy"))
     room.feed(ExecuteInput(BOB, "b1", "train(model)\nsave()", 3))
     room.feed(status(CAROL, "k1", "busy", "kernel_info_request"))
@@ -160,7 +160,7 @@ def test_status_line_names_running_peer_count_and_code():
 
 def test_status_line_my_own_cell_says_you():
     r = Renderer(color=False)
-    room = Room(me=ME.session)
+    room = Presence(me=ME.session)
     room.feed(status(ME, "m1", "busy"))
     room.feed(ExecuteInput(ME, "m1", "import time; time.sleep(10)", 2))
     assert status_line(room, r, ME) == (
@@ -170,7 +170,7 @@ def test_status_line_my_own_cell_says_you():
 
 def test_status_line_is_bounded_and_sanitised():
     r = Renderer(color=False)
-    room = Room()
+    room = Presence()
     for i in range(12):
         p = Peer(f"{i:04x}-session", f"u{i}")
         room.feed(status(p, f"c{i}", "busy"))
@@ -184,7 +184,7 @@ def test_status_line_is_bounded_and_sanitised():
 
 def test_status_line_colours():
     r = Renderer(color=True)
-    room = Room()
+    room = Presence()
     room.feed(status(BOB, "b1", "busy"))
     line = status_line(room, r)
     assert line.startswith("\x1b[33m● busy\x1b[0m")

@@ -13,12 +13,12 @@ import threading
 
 from prompt_toolkit.data_structures import Size
 
-from ipymirror.terminal.writer import Screen
+from ipymirror.terminal.writer import TerminalWriter
 
 
 def test_no_loop_writes_immediately():
     buf = io.StringIO()
-    screen = Screen(buf)
+    screen = TerminalWriter(buf)
     screen.push(["a\n", "b\n"])
     assert buf.getvalue() == "a\nb\n"
     screen.push(["é ☃\n"])
@@ -51,7 +51,7 @@ def test_pushes_in_one_loop_iteration_become_few_frames():
     r, w = os.pipe()
     reader = _PipeReader(r)
     stream = open(w, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
-    screen = Screen(stream)
+    screen = TerminalWriter(stream)
     assert screen.fd == w
     batches, per_batch = 20, 500
 
@@ -80,7 +80,7 @@ def test_pushes_in_one_loop_iteration_become_few_frames():
 
 def test_pending_queue_is_bounded_and_the_drop_is_announced_first():
     buf = io.StringIO()
-    screen = Screen(buf, max_pending=1000, notice=lambda s: f"NOTICE {s}")
+    screen = TerminalWriter(buf, max_pending=1000, notice=lambda s: f"NOTICE {s}")
     chunks = [f"{i:03d}" + "x" * 96 + "\n" for i in range(100)]  # 100 bytes each
     assert all(len(c) == 100 for c in chunks)
 
@@ -108,7 +108,7 @@ def test_pending_queue_is_bounded_and_the_drop_is_announced_first():
 
 def test_single_huge_push_is_bounded_too():
     buf = io.StringIO()
-    screen = Screen(buf, max_pending=1000, notice=lambda s: f"NOTICE {s}")
+    screen = TerminalWriter(buf, max_pending=1000, notice=lambda s: f"NOTICE {s}")
 
     async def main() -> None:
         screen.push(["y" * 99 + "\n"] * 50)  # 5,000 bytes in one chunk
@@ -167,7 +167,7 @@ def _app_and_screen(pipe):
         output=output,
         input=pipe,
     )
-    screen = Screen(io.StringIO())
+    screen = TerminalWriter(io.StringIO())
     screen.app = app
     return app, screen, stdout
 
@@ -207,7 +207,7 @@ async def _drive(app, screen, stdout) -> None:
 
 def test_no_erase_or_invalidate_when_the_app_is_not_running():
     log: list[str] = []
-    screen = Screen(_Log(log))
+    screen = TerminalWriter(_Log(log))
     screen.app = _FakeApp(log)
     screen.push(["a\n"])
     screen.refresh()
@@ -216,7 +216,7 @@ def test_no_erase_or_invalidate_when_the_app_is_not_running():
 
 def test_flush_now_writes_everything_pending():
     buf = io.StringIO()
-    screen = Screen(buf)
+    screen = TerminalWriter(buf)
 
     async def main() -> None:
         screen.push(["a\n", "b\n"])

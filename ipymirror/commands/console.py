@@ -2,7 +2,7 @@
 
 The prompt is a prompt_toolkit ``PromptSession`` whose message carries the
 live region (progress bars, live displays) and whose bottom toolbar is the
-status line; committed peer output is written above it by :class:`Screen`,
+status line; committed peer output is written above it by :class:`TerminalWriter`,
 which erases and redraws the prompt around each frame, so a half-typed line
 is never broken.  While your own cell runs, a small "busy" app takes the
 prompt's place: it keeps showing the live region and status, and turns
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import sys
+from argparse import Namespace
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from prompt_toolkit import PromptSession
@@ -25,15 +27,18 @@ from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import DynamicLexer
 
+from ipymirror.commands._lifecycle import heartbeat, mirror_for_link, on_signals, open_link
+from ipymirror.commands.record import Recorder
 from ipymirror.core.events import Event, Peer, Status
-from ipymirror.core.pipeline import Mirror
 from ipymirror.core.presence import Running
 from ipymirror.core.render import lexer_for
 from ipymirror.core.status import status_line
+from ipymirror.errors import ExitStatus
+from ipymirror.terminal.mirror import Mirror
 from ipymirror.terminal.widgets import STYLE, live_text, status_app
-from ipymirror.transports.zmq import KernelLink
+from ipymirror.transports.base import KernelTransport
 
-__all__ = ["Console"]
+__all__ = ["Console", "run_console"]
 
 REQUEST_TIMEOUT = 2.0  # seconds to wait for is_complete / complete replies
 
@@ -41,7 +46,7 @@ REQUEST_TIMEOUT = 2.0  # seconds to wait for is_complete / complete replies
 class KernelCompleter(Completer):
     """Tab completion from the kernel's ``complete_reply``."""
 
-    def __init__(self, link: KernelLink) -> None:
+    def __init__(self, link: KernelTransport) -> None:
         self.link = link
 
     def get_completions(self, document: Document, complete_event: CompleteEvent):
@@ -49,10 +54,10 @@ class KernelCompleter(Completer):
 
     async def get_completions_async(
         self, document: Document, complete_event: CompleteEvent
-    ) -> AsyncIterator[Completion]:
+    ) -> AsyncGenerator[Completion, None]:
         pos = document.cursor_position
         try:
-            msg_id = self.link.client.complete(document.text, pos)
+            msg_id = self.link.complete(document.text, pos)
             reply = await self.link.request(msg_id, REQUEST_TIMEOUT)
         except TimeoutError:
             return
@@ -67,7 +72,9 @@ class KernelCompleter(Completer):
 class Console:
     """Your prompt on a shared kernel."""
 
-    def __init__(self, link: KernelLink, mirror: Mirror, me: Peer, history: str | None) -> None:
+    def __init__(
+        self, link: KernelTransport, mirror: Mirror, me: Peer, history: str | None
+    ) -> None:
         self.link = link
         self.mirror = mirror
         self.me = me
@@ -108,7 +115,7 @@ class Console:
         return live_text(self.mirror, self.session.app.output.get_size().rows)
 
     def _in_prompt(self) -> str:
-        return self.mirror.renderer.paint("\x1b[32m", f"In [{self.mirror.room.next_count()}]: ")
+        return self.mirror.renderer.paint("\x1b[32m", f"In [{self.mirror.presence.next_count()}]: ")
 
     def _message(self) -> ANSI:
         app = self.session.app
@@ -118,9 +125,15 @@ class Console:
         # below the cursor (a terminal that ignores cursor position reports): then
         # the status line goes above the prompt instead.
         below = not app.is_done and not app.renderer.height_is_known
-        waiting = self.mirror.screen.pending_bytes() > 0  # then live lines are not shown
-        key = (self.mirror.transcript.version, self.mirror.room.version, size, app.is_done, below)
-        key += (waiting,)
+        waiting = self.mirror.writer.pending_bytes() > 0  # then live lines are not shown
+        key = (
+            self.mirror.transcript.version,
+            self.mirror.presence.version,
+            size,
+            app.is_done,
+            below,
+            waiting,
+        )
         if key != self._message_key:  # redrawn every frame of a flood: parse ANSI only on change
             if app.is_done:
                 text = self._in_prompt()
@@ -134,11 +147,14 @@ class Console:
         return ANSI(self.mirror.renderer.paint("\x1b[32m", "...: ".rjust(width)))
 
     def _status(self) -> str:
-        return status_line(self.mirror.room, self.mirror.renderer, self.me)
+        return status_line(self.mirror.presence, self.mirror.renderer, self.me)
 
     def _toolbar(self) -> ANSI:
-        if self._toolbar_key != self.mirror.room.version:
-            self._toolbar_key, self._toolbar_ansi = self.mirror.room.version, ANSI(self._status())
+        if self._toolbar_key != self.mirror.presence.version:
+            self._toolbar_key, self._toolbar_ansi = (
+                self.mirror.presence.version,
+                ANSI(self._status()),
+            )
         return self._toolbar_ansi
 
     def _bindings(self) -> KeyBindings:
@@ -173,7 +189,7 @@ class Console:
         """Enter: run the cell if the kernel says it is complete, else a new line."""
         code = buf.text
         try:
-            reply = await self.link.request(self.link.client.is_complete(code), REQUEST_TIMEOUT)
+            reply = await self.link.request(self.link.is_complete(code), REQUEST_TIMEOUT)
             content = reply.get("content") or {}
         except TimeoutError:
             content = {"status": "unknown"}
@@ -208,10 +224,10 @@ class Console:
                 done.set()
 
     async def _execute(self, code: str) -> None:
-        msg_id = self.link.client.execute(code, allow_stdin=True)
+        msg_id = self.link.execute(code, allow_stdin=True)
         done = self._mine_done[msg_id] = asyncio.Event()
         first_line = code.strip().split("\n", 1)[0]
-        self.mirror.room.running.setdefault(msg_id, Running(self.me, None, first_line))
+        self.mirror.presence.running.setdefault(msg_id, Running(self.me, None, first_line))
         try:
             while not done.is_set():
                 if self.dead.is_set():
@@ -225,16 +241,16 @@ class Console:
                     await self._answer_input(request)
         finally:
             self._mine_done.pop(msg_id, None)
-            self.mirror.room.running.pop(msg_id, None)
+            self.mirror.presence.running.pop(msg_id, None)
 
     async def _run_busy(self, waiter: asyncio.Future[Any]) -> Any:
         app = self._busy_app
-        self.mirror.screen.app = app
+        self.mirror.writer.app = app
         waiter.add_done_callback(lambda _: app.exit() if app.is_running else None)
         try:
             await app.run_async()
         finally:
-            self.mirror.screen.app = None
+            self.mirror.writer.app = None
         if not waiter.done():
             waiter.cancel()
             return None
@@ -244,15 +260,15 @@ class Console:
         content = request.get("content") or {}
         prompt = self.mirror.renderer.clean(str(content.get("prompt", "")))
         reader: PromptSession[str] = PromptSession()
-        self.mirror.screen.app = reader.app
+        self.mirror.writer.app = reader.app
         try:
             value = await reader.prompt_async(prompt, is_password=bool(content.get("password")))
         except (EOFError, KeyboardInterrupt):
             await self.link.interrupt()
             value = ""
         finally:
-            self.mirror.screen.app = None
-        self.link.client.input(value)
+            self.mirror.writer.app = None
+        self.link.input(value)
 
     # -- the main loop ----------------------------------------------------------
     def _warm_up(self) -> None:
@@ -273,7 +289,7 @@ class Console:
         self.session.app.min_redraw_interval = 0.01
         asyncio.get_running_loop().call_later(0.05, self._warm_up)
         while True:
-            self.mirror.screen.app = self.session.app
+            self.mirror.writer.app = self.session.app
             try:
                 code = await self.session.prompt_async(pre_run=self._replay_typeahead)
             except KeyboardInterrupt:
@@ -281,7 +297,7 @@ class Console:
             except EOFError:
                 return
             finally:
-                self.mirror.screen.app = None
+                self.mirror.writer.app = None
             if code.strip():
                 await self._execute(code)
 
@@ -312,3 +328,50 @@ def _lexer(language: str) -> Any:
     from prompt_toolkit.lexers import PygmentsLexer
 
     return PygmentsLexer(type(lexer))
+
+
+async def run_console(args: Namespace) -> ExitStatus:
+    from jupyter_core.paths import jupyter_data_dir
+
+    link = await open_link(args)
+    tasks: list[asyncio.Task[Any]] = []
+    recorder = None
+    if getattr(args, "record", None):
+        link.lossless()  # a recording must not lose what a slow moment would drop
+    try:
+        await link.connect(args.timeout)
+        stream = sys.stdout
+        mirror = mirror_for_link(link, args, stream)
+        me = Peer(link.session_id, link.username)
+        history = os.path.join(jupyter_data_dir(), "ipymirror", "history")
+        console = Console(link, mirror, me, history)
+        mirror.pipeline.listeners.append(console.on_event)
+        if getattr(args, "record", None):
+            recorder = Recorder.for_link(args.record, link, on_error=mirror.notice)
+            mirror.pipeline.sinks.append(recorder.write)
+            mirror.notice(f"recording to {args.record}")
+        if link.manager is not None:
+            mirror.notice(
+                f"started a {link.description}; peers join with: "
+                f"ipymirror --existing {link.where}  (jupyter console --existing works too)"
+            )
+        else:
+            mirror.notice(f"joined the {link.description} of {link.where} as {me.label}")
+        tasks.append(asyncio.ensure_future(mirror.run(link.iopub_batches())))
+        tasks.append(asyncio.ensure_future(heartbeat(link, mirror, console.dead)))
+        ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        on_signals(asyncio.get_running_loop(), ended)
+        run = asyncio.ensure_future(console.run())
+        await asyncio.wait([run, ended], return_when=asyncio.FIRST_COMPLETED)
+        if not run.done():
+            run.cancel()
+        if link.bad_signatures:
+            mirror.notice(f"{link.bad_signatures} messages failed the signature check in all")
+        mirror.writer.flush_now()
+        return ExitStatus.OK
+    finally:
+        for task in tasks:
+            task.cancel()
+        if recorder is not None:
+            recorder.close()
+        await link.close()

@@ -22,19 +22,18 @@ import re
 import sys
 from argparse import Namespace
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from ipymirror.core.events import Peer
-from ipymirror.core.protocol import peer_of, to_event
+from ipymirror.core.cells import Cell, cells_of
+from ipymirror.core.protocol import to_event
 from ipymirror.core.render import Renderer
 from ipymirror.core.sanitize import strip_sgr
 from ipymirror.core.transcript import Transcript
 from ipymirror.errors import ExitStatus, MirrorError
-from ipymirror.recording.format import Header, Record, iopub, read_recording
+from ipymirror.recording.files import read_recording
+from ipymirror.recording.format import Header, Record, iopub
 
 __all__ = [
-    "Cell",
     "default_output",
     "notebook_cells",
     "run_export",
@@ -48,122 +47,13 @@ __all__ = [
 WIDTH, HEIGHT = 100, 30  # the terminal an asciicast / HTML page is drawn for
 FRAME = 1 / 30  # records this close together form one asciicast frame
 EXTENSIONS = {"ipynb": ".ipynb", "asciicast": ".cast", "html": ".html", "markdown": ".md"}
-_JSON_MIME = re.compile(r"^application/(.*\+)?json$")
 
 # ---------------------------------------------------------------------- cells
 
 
-@dataclass
-class Cell:
-    code: str
-    execution_count: int | None
-    peer: Peer
-    t: float
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    clear_pending: bool = False
-
-
-def _bundle(data: Any) -> dict[str, Any]:
-    """A MIME bundle nbformat accepts: JSON types as they are, the rest as text."""
-    out: dict[str, Any] = {}
-    if not isinstance(data, Mapping):
-        return out
-    for mime, value in data.items():
-        if not isinstance(mime, str):
-            continue
-        if _JSON_MIME.match(mime) or isinstance(value, str):
-            out[mime] = value
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            out[mime] = "".join(value)
-        else:
-            out[mime] = json.dumps(value, default=str)
-    return out
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _output(msg_type: str, c: Mapping[str, Any], count: int | None) -> dict[str, Any] | None:
-    from nbformat import v4
-
-    if msg_type == "execute_result":
-        return v4.new_output(
-            "execute_result",
-            data=_bundle(c.get("data")),
-            metadata=_dict(c.get("metadata")),
-            execution_count=count,
-        )
-    if msg_type == "display_data":
-        return v4.new_output(
-            "display_data", data=_bundle(c.get("data")), metadata=_dict(c.get("metadata"))
-        )
-    if msg_type == "error":
-        tb = c.get("traceback")
-        return v4.new_output(
-            "error",
-            ename=str(c.get("ename") or ""),
-            evalue=str(c.get("evalue") or ""),
-            traceback=[str(line) for line in tb] if isinstance(tb, list) else [],
-        )
-    return None
-
-
-def _add(cell: Cell, out: dict[str, Any]) -> None:
-    if cell.clear_pending:
-        cell.outputs.clear()
-        cell.clear_pending = False
-    last = cell.outputs[-1] if cell.outputs else None
-    if (
-        out["output_type"] == "stream"
-        and last is not None
-        and last["output_type"] == "stream"
-        and last["name"] == out["name"]
-    ):
-        last["text"] += out["text"]  # merged, as a notebook shows consecutive writes
-    else:
-        cell.outputs.append(out)
-
-
 def notebook_cells(records: Iterable[Record]) -> list[Cell]:
     """The recorded executions with their outputs, in recorded order."""
-    from nbformat import v4
-
-    cells: list[Cell] = []
-    by_id: dict[str, Cell] = {}
-    displays: dict[str, list[dict[str, Any]]] = {}  # display_id -> outputs showing it
-    for record in records:
-        msg_type, c = record.msg_type, record.msg["content"]
-        if msg_type == "execute_input":
-            count = c.get("execution_count")
-            count = count if isinstance(count, int) and not isinstance(count, bool) else None
-            peer, parent = peer_of(record.msg)
-            cell = Cell(str(c.get("code") or ""), count, peer, record.t)
-            cells.append(cell)
-            by_id[parent] = cell
-            continue
-        owner = by_id.get(record.parent_id)
-        if owner is None:
-            continue
-        display_id = _dict(c.get("transient")).get("display_id")
-        if msg_type == "stream":
-            text = c.get("text")
-            if isinstance(text, str) and text:
-                name = "stderr" if c.get("name") == "stderr" else "stdout"
-                _add(owner, v4.new_output("stream", name=name, text=text))
-        elif msg_type == "clear_output":
-            if c.get("wait"):
-                owner.clear_pending = True
-            else:
-                owner.outputs.clear()
-        elif msg_type == "update_display_data":
-            for out in displays.get(display_id, []) if isinstance(display_id, str) else []:
-                out["data"], out["metadata"] = _bundle(c.get("data")), _dict(c.get("metadata"))
-        elif (out := _output(msg_type, c, owner.execution_count)) is not None:
-            _add(owner, out)
-            if isinstance(display_id, str) and display_id:
-                displays.setdefault(display_id, []).append(out)
-    return cells
+    return cells_of((record.t, to_event(record.msg)) for record in records)
 
 
 def to_notebook(header: Header, cells: list[Cell]) -> Any:
@@ -187,12 +77,12 @@ def to_notebook(header: Header, cells: list[Cell]) -> Any:
             v4.new_code_cell(
                 source=cell.code,
                 execution_count=cell.execution_count,
-                outputs=cell.outputs,
+                outputs=[nbformat.from_dict(out) for out in cell.outputs],
                 metadata={
                     "ipymirror": {
                         "peer": cell.peer.username,
                         "session": cell.peer.session,
-                        "t": round(cell.t, 3),
+                        "t": round(cell.start, 3),
                     }
                 },
             )

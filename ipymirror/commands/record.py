@@ -1,9 +1,9 @@
 """``ipymirror record``: a passive collaborator that appends every broadcast to a file.
 
-The :class:`Recorder` is a sink of the one :class:`~ipymirror.core.pipeline.Mirror`
-pipeline: the mirror hands it every raw IOPub message before anything else
-sees it, whether the mirror feeds a console (``ipymirror --record``) or
-nothing at all (``ipymirror record``, which renders no transcript).  Rules:
+The :class:`Recorder` is a sink of the one :class:`~ipymirror.core.pipeline.Pipeline`:
+the pipeline hands it every raw IOPub message before anything else sees it,
+whether the pipeline feeds a console (``ipymirror --record``) or nothing at all
+(``ipymirror record``, which renders no transcript).  Rules:
 
 * Every message is written as it arrives, in arrival order, one line each
   (see :mod:`ipymirror.recording.format`); nothing waits in a buffer.
@@ -20,30 +20,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 import sys
 import time
 from argparse import Namespace
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from typing import Any
 
-import zmq
-
 from ipymirror.core.events import Event, KernelRestart
-from ipymirror.core.pipeline import Mirror
-from ipymirror.core.presence import Room
+from ipymirror.core.pipeline import Pipeline
+from ipymirror.core.presence import Presence
+from ipymirror.core.protocol import msg_type_of
 from ipymirror.core.render import Renderer
 from ipymirror.core.transcript import Transcript
 from ipymirror.errors import ExitStatus, MirrorError
-from ipymirror.recording.format import RecordingWriter, header_record
+from ipymirror.recording.files import RecordingWriter
+from ipymirror.recording.format import header_record
 from ipymirror.terminal.liveline import LiveLine
-from ipymirror.terminal.writer import Screen
-from ipymirror.transports.zmq import KernelLink
+from ipymirror.transports.base import KernelTransport
 
 __all__ = ["Recorder", "check_target", "run_record"]
 
-DRAIN_BATCH = 512
 
 Message = dict[str, Any]
 
@@ -108,7 +105,7 @@ class Recorder:
 
     @classmethod
     def for_link(
-        cls, path: str, link: KernelLink, *, on_error: Callable[[str], None] | None = None
+        cls, path: str, link: KernelTransport, *, on_error: Callable[[str], None] | None = None
     ) -> Recorder:
         return cls.create(path, link.kernel_info, link.kernel_name, on_error=on_error)
 
@@ -132,12 +129,12 @@ class Recorder:
                 self.on_error(f"recording stopped: {self.error}")
             return
         self.messages += 1
-        if msg.get("msg_type") == "execute_input":
+        if msg_type_of(msg) == "execute_input":
             self.cells += 1
         if self.on_change is not None:
             self.on_change()
 
-    def status(self, room: Room) -> str:
+    def status(self, room: Presence) -> str:
         peers = sum(1 for p in room.peers.values() if p.session)
         return (
             f"● rec {self.messages:,} messages │ {self.cells:,} cells │ {peers} "
@@ -159,21 +156,9 @@ class NoTranscript(Transcript):
         pass
 
 
-async def drain(link: KernelLink, mirror: Mirror) -> None:
-    """Feed whatever IOPub messages are already waiting (at the end of a recording)."""
-    socket = link.client.iopub_channel.socket
-    batch: list[Message] = []
-    while True:
-        try:
-            msg = link.decode(await socket.recv_multipart(flags=zmq.NOBLOCK))
-        except zmq.Again:
-            break
-        if msg is not None:
-            batch.append(msg)
-        if len(batch) >= DRAIN_BATCH:
-            mirror.feed(batch)
-            batch = []
-    mirror.feed(batch)
+async def feed_all(pipeline: Pipeline, batches: AsyncIterable[list[Message]]) -> None:
+    async for batch in batches:
+        pipeline.feed(batch)
 
 
 async def run_record(args: Namespace) -> ExitStatus:
@@ -200,9 +185,7 @@ async def run_record(args: Namespace) -> ExitStatus:
         await link.connect(args.timeout, stdin=False, control=False)
         recorder = Recorder.for_link(out, link, on_error=end)
         renderer = Renderer(color=False)
-        mirror = Mirror(
-            renderer, Screen(io.StringIO()), link.session_id, NoTranscript(renderer)
-        )
+        mirror = Pipeline(renderer, link.session_id, NoTranscript(renderer))
         mirror.sinks.append(recorder.write)  # connect() saw IOPub deliver: nothing is missed
 
         def on_event(ev: Event) -> None:
@@ -210,7 +193,7 @@ async def run_record(args: Namespace) -> ExitStatus:
                 end("the kernel shut down")
 
         mirror.listeners.append(on_event)
-        pump = asyncio.ensure_future(mirror.run(link.iopub_batches()))
+        pump = asyncio.ensure_future(feed_all(mirror, link.iopub_batches()))
         tasks += [pump, asyncio.ensure_future(heartbeat(link, mirror, asyncio.Event()))]
         print(
             f"recording the {link.description} of {link.where} to {out} (Ctrl-C stops)",
@@ -218,16 +201,16 @@ async def run_record(args: Namespace) -> ExitStatus:
             flush=True,
         )
         if stream.isatty():
-            status = LiveLine(stream, lambda: recorder.status(mirror.room))
+            status = LiveLine(stream, lambda: recorder.status(mirror.presence))
             recorder.on_change = status.changed
             status.draw()
-        await asyncio.wait([pump, ended], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([pump, ended], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
         if pump.done():
             pump.result()  # an error in the pipeline is raised here
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pump
-        await drain(link, mirror)
+        mirror.feed(await link.pending_iopub())
         if recorder.error is not None:
             raise MirrorError(recorder.error, ExitStatus.RECORDING)
     finally:

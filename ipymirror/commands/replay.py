@@ -1,6 +1,6 @@
 """``ipymirror replay``: a recording played back through the mirror, with its timing.
 
-The recorded messages go through the same :class:`~ipymirror.core.pipeline.Mirror`,
+The recorded messages go through the same :class:`~ipymirror.terminal.mirror.Mirror`,
 transcript, screen and ``watch`` view as a live kernel's, so a replay looks
 exactly like the session did.  Timing is a chain of small generators over
 ``(time, item)`` pairs, as in asciinema 2.x's ``events.py``:
@@ -23,108 +23,28 @@ import contextlib
 import sys
 from argparse import Namespace
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from prompt_toolkit.key_binding import KeyBindings
 
+from ipymirror.core.cells import Cell, cells_of
 from ipymirror.core.events import Status
-from ipymirror.core.pipeline import Mirror
-from ipymirror.core.protocol import peer_of, to_event
+from ipymirror.core.protocol import to_event
 from ipymirror.errors import ExitStatus, MirrorError
-from ipymirror.recording.format import Header, Record, iopub, read_recording
-from ipymirror.terminal.watch_view import Watch
+from ipymirror.recording.files import read_recording
+from ipymirror.recording.format import Header, Record, iopub
+from ipymirror.recording.timing import adjust_speed, cap_idle, schedule
+from ipymirror.terminal.mirror import Mirror
+from ipymirror.terminal.watch_view import WatchView
 
 __all__ = [
     "Player",
-    "RecordedCell",
-    "adjust_speed",
-    "cap_idle",
     "recorded_cells",
     "run_replay",
-    "schedule",
-    "start_at",
-    "to_absolute",
-    "to_relative",
 ]
 
-T = TypeVar("T")
 BATCH = 512  # records fed per frame, at most
 BACKLOG = 1024 * 1024  # bytes pending for a pipe before we wait for it to drain
-
-# --------------------------------------------------------------------- timing
-
-
-def to_relative(events: Iterable[tuple[float, T]]) -> Iterator[tuple[float, T]]:
-    """Absolute times -> delays since the previous event (never negative)."""
-    prev = 0.0
-    for time, item in events:
-        yield max(0.0, time - prev), item
-        prev = max(prev, time)
-
-
-def cap_idle(events: Iterable[tuple[float, T]], limit: float | None) -> Iterator[tuple[float, T]]:
-    """Delays longer than ``limit`` become ``limit`` (None: unchanged)."""
-    if limit is None:
-        yield from events
-        return
-    for delay, item in events:
-        yield min(delay, limit), item
-
-
-def to_absolute(events: Iterable[tuple[float, T]]) -> Iterator[tuple[float, T]]:
-    """Delays -> times since the start."""
-    time = 0.0
-    for delay, item in events:
-        time += delay
-        yield time, item
-
-
-def adjust_speed(events: Iterable[tuple[float, T]], speed: float) -> Iterator[tuple[float, T]]:
-    """Times (or delays) divided by ``speed``."""
-    for time, item in events:
-        yield time / speed, item
-
-
-def start_at(
-    events: Iterable[tuple[float, T]], first: Callable[[T], bool]
-) -> Iterator[tuple[float, T]]:
-    """Drop events before the first for which ``first(item)``; that one is at time 0."""
-    it = iter(events)
-    for time, item in it:
-        if first(item):
-            origin = time
-            yield 0.0, item
-            break
-    else:
-        return
-    for time, item in it:
-        yield max(0.0, time - origin), item
-
-
-def is_cell(count: int) -> Callable[[Record], bool]:
-    def check(record: Record) -> bool:
-        return (
-            record.msg_type == "execute_input"
-            and record.msg["content"].get("execution_count") == count
-        )
-
-    return check
-
-
-def schedule(
-    records: Iterable[Record],
-    *,
-    speed: float = 1.0,
-    idle_limit: float | None = None,
-    from_cell: int | None = None,
-) -> Iterator[tuple[float, Record]]:
-    """When to show each record, in seconds since the playback started."""
-    timed: Iterator[tuple[float, Record]] = ((r.t, r) for r in iopub(records))
-    if from_cell is not None:
-        timed = start_at(timed, is_cell(from_cell))
-    return adjust_speed(to_absolute(cap_idle(to_relative(timed), idle_limit)), speed)
-
 
 # --------------------------------------------------------------------- player
 
@@ -209,7 +129,7 @@ class Player:
         self.cells += sum(1 for r in batch if r.msg_type == "execute_input")
         self.fed += len(batch)
         self.mirror.feed([r.msg for r in batch])
-        screen = self.mirror.screen
+        screen = self.mirror.writer
         if self.backpressure and screen.pending_bytes() > BACKLOG:
             screen.flush_now()
 
@@ -255,7 +175,7 @@ class Player:
             await asyncio.sleep(0)  # let the screen draw a frame and keys be read
 
 
-def replay_view(mirror: Mirror, player: Player) -> Watch:
+def replay_view(mirror: Mirror, player: Player) -> WatchView:
     """The ``watch`` view with playback keys: space, ``.``, ``n`` (and ``q``)."""
     kb = KeyBindings()
 
@@ -272,47 +192,19 @@ def replay_view(mirror: Mirror, player: Player) -> Watch:
     def _next(event: Any) -> None:
         player.next_cell()
 
-    return Watch(mirror, interactive=True, keys=kb, describe=player.describe)
+    return WatchView(mirror, interactive=True, keys=kb, describe=player.describe)
 
 
 # ----------------------------------------------------------- into a kernel
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedCell:
-    code: str
-    execution_count: int | None
-    username: str
-    start: float  # t of its execute_input
-    end: float  # t of its last message (its idle)
-
-
-def recorded_cells(records: Iterable[Record]) -> list[RecordedCell]:
+def recorded_cells(records: Iterable[Record]) -> list[Cell]:
     """The recorded executions, in order, with when each started and ended."""
-    cells: list[dict[str, Any]] = []
-    by_id: dict[str, dict[str, Any]] = {}
-    for record in iopub(records):
-        parent = record.parent_id
-        if record.msg_type == "execute_input":
-            content = record.msg["content"]
-            count = content.get("execution_count")
-            peer, _ = peer_of(record.msg)
-            cell = {
-                "code": str(content.get("code") or ""),
-                "execution_count": count if isinstance(count, int) else None,
-                "username": peer.username,
-                "start": record.t,
-                "end": record.t,
-            }
-            cells.append(cell)
-            by_id[parent] = cell
-        elif parent in by_id:
-            by_id[parent]["end"] = record.t
-    return [RecordedCell(**cell) for cell in cells]
+    return cells_of((record.t, to_event(record.msg)) for record in iopub(records))
 
 
 def cell_pauses(
-    cells: list[RecordedCell], *, speed: float = 1.0, idle_limit: float | None = None
+    cells: list[Cell], *, speed: float = 1.0, idle_limit: float | None = None
 ) -> list[float]:
     """Seconds to wait before each cell: the recorded gap since the previous one ended."""
     gaps = (
@@ -351,8 +243,8 @@ async def _replay_into(header: Header, records: Iterator[Record], args: Namespac
             if done:
                 break
             if not args.name:
-                link.client.session.username = cell.username or default_username()
-            msg_id = link.client.execute(cell.code, allow_stdin=False, stop_on_error=False)
+                link.username = cell.peer.username or default_username()
+            msg_id = link.execute(cell.code, allow_stdin=False, stop_on_error=False)
             reply = link.expect(msg_id)
             while not reply.done() and not stop.done():
                 await asyncio.wait([reply, stop], timeout=2.0, return_when=asyncio.FIRST_COMPLETED)
@@ -413,7 +305,7 @@ async def _play(header: Header, records: Iterator[Record], args: Namespace) -> E
                 fed += 1
                 if len(batch) >= BATCH:
                     mirror.feed(batch)
-                    mirror.screen.flush_now()
+                    mirror.writer.flush_now()
                     batch = []
             mirror.feed(batch)
             if args.from_cell is not None and not fed:
@@ -424,7 +316,7 @@ async def _play(header: Header, records: Iterator[Record], args: Namespace) -> E
         on_signals(loop, ended, sigint=not interactive)
         player = Player(mirror, timed, backpressure=not interactive)
         task = asyncio.ensure_future(player.run())
-        task.add_done_callback(lambda _: ended.done() or ended.set_result(None))
+        task.add_done_callback(lambda _: None if ended.done() else ended.set_result(None))
         if interactive:
             mirror.notice(f"replaying {args.input}: the {header.describe()}, {header.started}")
             mirror.notice("keys: space pause/play · . step (paused) · n next cell · q quit")
@@ -440,4 +332,4 @@ async def _play(header: Header, records: Iterator[Record], args: Namespace) -> E
     finally:
         mirror.transcript.finish_all()
         mirror.flush()
-        mirror.screen.flush_now()
+        mirror.writer.flush_now()

@@ -81,6 +81,7 @@ class Result(Event):
 
     data: Mapping[str, Any]
     execution_count: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

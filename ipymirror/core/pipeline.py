@@ -1,69 +1,77 @@
-"""The one pipeline: messages in, events through, transcript, room and sinks out.
+"""The one pipeline: messages in, events through, transcript and presence out.
 
-Transports (ZMQ today; a server websocket, the relay or a recording later)
-call :meth:`Mirror.feed` with batches of messages; frontends read the
-transcript's live lines and the room's state; sinks (the recorder) see every
-raw message before anything else does.
+Pure: it never writes.  Transports hand :meth:`Pipeline.feed` batches of raw
+messages; sinks (the recorder, the relay) see every raw message first; the
+pipeline returns an :class:`Update` saying what changed, and whoever shows it
+(the terminal's :class:`~ipymirror.terminal.mirror.Mirror`, a recorder that
+shows nothing) decides what to do with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ipymirror.core.events import Event
-from ipymirror.core.presence import Room
+from ipymirror.core.presence import Presence
 from ipymirror.core.protocol import to_event
 from ipymirror.core.render import Renderer
 from ipymirror.core.transcript import Transcript
-from ipymirror.terminal.writer import Screen
 
-__all__ = ["Mirror"]
+__all__ = ["Message", "Pipeline", "Update"]
 
 Message = dict[str, Any]
 
 
-class Mirror:
+@dataclass(frozen=True)
+class Update:
+    """What a batch changed: committed text to append, and whether to redraw."""
+
+    lines: list[str]
+    redraw: bool
+
+
+class Pipeline:
+    """message -> event -> (presence, transcript, listeners); sinks see raw messages."""
+
     def __init__(
-        self,
-        renderer: Renderer,
-        screen: Screen,
-        me: str = "",
-        transcript: Transcript | None = None,
+        self, renderer: Renderer, me: str = "", transcript: Transcript | None = None
     ) -> None:
         self.renderer = renderer
-        self.screen = screen
         self.transcript = transcript if transcript is not None else Transcript(renderer, me)
-        self.room = Room(me)
+        self.presence = Presence(me)
         self.sinks: list[Callable[[Message], None]] = []
         self.listeners: list[Callable[[Event], None]] = []
         self._seen = (-1, -1)
 
-    def feed(self, msgs: Iterable[Message]) -> None:
-        """Handle a batch of messages: one screen frame, one redraw at most."""
-        transcript, room, sinks, listeners = self.transcript, self.room, self.sinks, self.listeners
+    def feed(self, msgs: Iterable[Message]) -> Update:
+        """Handle a batch of messages; one :class:`Update` for the whole batch."""
+        transcript, presence, sinks, listeners = (
+            self.transcript,
+            self.presence,
+            self.sinks,
+            self.listeners,
+        )
         for msg in msgs:
             for sink in sinks:
                 sink(msg)
             ev = to_event(msg)
             if ev is not None:
-                room.feed(ev)
+                presence.feed(ev)
                 transcript.feed(ev)
                 for listener in listeners:
                     listener(ev)
-        self.flush()
+        return self.update()
 
-    def notice(self, text: str) -> None:
+    def notice(self, text: str) -> Update:
         self.transcript.notice(text)
-        self.flush()
+        return self.update()
 
-    def flush(self) -> None:
-        self.screen.push(self.transcript.take())
-        seen = (self.transcript.version, self.room.version)
-        if seen != self._seen:
-            self._seen = seen
-            self.screen.refresh()
-
-    async def run(self, batches: AsyncIterable[list[Message]]) -> None:
-        async for batch in batches:
-            self.feed(batch)
+    def update(self) -> Update:
+        """Committed text since the last update, and whether live/status state moved."""
+        lines = self.transcript.take()
+        seen = (self.transcript.version, self.presence.version)
+        redraw = seen != self._seen
+        self._seen = seen
+        return Update(lines, redraw)

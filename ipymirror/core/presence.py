@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ipymirror.core.events import Event, ExecuteInput, KernelRestart, Peer, Status
 
-__all__ = ["Room", "Running"]
+__all__ = ["Presence", "Running"]
 
 MAX_PEERS = 256
 MAX_RUNNING = 64
@@ -25,7 +25,7 @@ class Running:
     code: str = ""
 
 
-class Room:
+class Presence:
     def __init__(self, me: str = "") -> None:
         self.me = me
         self.state = "unknown"

@@ -75,7 +75,9 @@ def _stream(peer: Peer, cell: str, c: Mapping[str, Any]) -> Event | None:
 
 
 def _result(peer: Peer, cell: str, c: Mapping[str, Any]) -> Event:
-    return Result(peer, cell, _dict(c.get("data")), _int(c.get("execution_count")))
+    return Result(
+        peer, cell, _dict(c.get("data")), _int(c.get("execution_count")), _dict(c.get("metadata"))
+    )
 
 
 def _display(peer: Peer, cell: str, c: Mapping[str, Any], update: bool) -> Event:

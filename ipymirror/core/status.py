@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ipymirror.core.events import Peer
-from ipymirror.core.presence import Room
+from ipymirror.core.presence import Presence
 from ipymirror.core.render import Renderer
 
 __all__ = ["status_line"]
@@ -13,7 +13,7 @@ MAX_RUNNING_SHOWN = 3
 MAX_PEERS_SHOWN = 8
 
 
-def status_line(room: Room, r: Renderer, me: Peer | None = None) -> str:
+def status_line(room: Presence, r: Renderer, me: Peer | None = None) -> str:
     """One line of text (with colours when ``r.color``) describing the room."""
     parts = [r.paint(_STATE_SGR.get(room.state, ""), f"● {room.state}")]
     running = list(room.running.values())

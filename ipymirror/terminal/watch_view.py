@@ -12,16 +12,16 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
+from prompt_toolkit.key_binding import KeyBindings, KeyBindingsBase, merge_key_bindings
 
-from ipymirror.core.pipeline import Mirror
 from ipymirror.core.status import status_line
+from ipymirror.terminal.mirror import Mirror
 from ipymirror.terminal.widgets import live_text, status_app
 
-__all__ = ["Watch"]
+__all__ = ["WatchView"]
 
 
-class Watch:
+class WatchView:
     """``keys`` adds key bindings; ``describe`` puts a word of state before the status."""
 
     def __init__(
@@ -39,7 +39,7 @@ class Watch:
         self.app: Any = None
 
     def _status(self) -> str:
-        room = status_line(self.mirror.room, self.mirror.renderer)
+        room = status_line(self.mirror.presence, self.mirror.renderer)
         return f"{self.describe()} │ {room}" if self.describe else f"{room}  (q quits)"
 
     def _make_app(self) -> Any:
@@ -55,7 +55,7 @@ class Watch:
         def _quit(event: Any) -> None:
             event.app.exit()
 
-        keys = merge_key_bindings([kb, self.keys]) if self.keys else kb
+        keys: KeyBindingsBase = merge_key_bindings([kb, self.keys]) if self.keys else kb
         return status_app(
             lambda: live_text(self.mirror, self.app.output.get_size().rows, 1 / 2),
             self._status,
@@ -68,10 +68,10 @@ class Watch:
             await until
             return
         self.app = app = self._make_app()
-        self.mirror.screen.app = app
+        self.mirror.writer.app = app
         until.add_done_callback(lambda _: app.exit() if app.is_running else None)
         try:
             if not until.done():
                 await app.run_async()
         finally:
-            self.mirror.screen.app = None
+            self.mirror.writer.app = None

@@ -12,13 +12,13 @@ from typing import Any
 
 from prompt_toolkit.application import Application
 from prompt_toolkit.formatted_text import ANSI
-from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.key_binding import KeyBindingsBase
 from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.styles import Style
 
-from ipymirror.core.pipeline import Mirror
 from ipymirror.core.render import RESET
+from ipymirror.terminal.mirror import Mirror
 
 __all__ = ["STYLE", "live_text", "status_app"]
 
@@ -31,7 +31,7 @@ def live_text(mirror: Mirror, rows: int, share: float = 1 / 3) -> str:
     Nothing while committed lines still wait for the terminal: the live lines
     come after them, and showing them first would show the stream out of order.
     """
-    if mirror.screen.pending_bytes():
+    if mirror.writer.pending_bytes():
         return ""
     lines = mirror.transcript.live()
     if not lines:
@@ -44,7 +44,7 @@ def live_text(mirror: Mirror, rows: int, share: float = 1 / 3) -> str:
 
 
 def status_app(
-    live: Callable[[], str], status: Callable[[], str], key_bindings: KeyBindings
+    live: Callable[[], str], status: Callable[[], str], key_bindings: KeyBindingsBase
 ) -> Application[Any]:
     """An app of the live region, then (after a filler) the status line on the bottom row."""
     body = HSplit(

@@ -25,14 +25,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["Screen"]
+__all__ = ["TerminalWriter"]
 
 FRAME_MIN, FRAME_MAX = 32 * 1024, 256 * 1024  # bytes per frame, adapted between these
 FRAME_TARGET = 0.01  # seconds a frame should take; the loop gets a turn after each
 MAX_PENDING = 16 * 1024 * 1024  # bytes waiting for the terminal, at most
 
 
-class Screen:
+class TerminalWriter:
     """Bounded, frame-batched output above whichever app is running.
 
     ``app`` is set by the frontend to the prompt_toolkit ``Application`` that

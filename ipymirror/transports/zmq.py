@@ -248,6 +248,47 @@ class KernelLink:
         finally:
             self._waiting.pop(msg_id, None)
 
+    @property
+    def username(self) -> str:
+        return str(self.client.session.username)
+
+    @username.setter
+    def username(self, name: str) -> None:
+        self.client.session.username = name
+
+    def execute(self, code: str, *, allow_stdin: bool = True, stop_on_error: bool = True) -> str:
+        """Send ``execute_request``; returns its msg_id (await the reply with :meth:`request`)."""
+        return str(self.client.execute(code, allow_stdin=allow_stdin, stop_on_error=stop_on_error))
+
+    def complete(self, code: str, cursor_pos: int) -> str:
+        return str(self.client.complete(code, cursor_pos))
+
+    def is_complete(self, code: str) -> str:
+        return str(self.client.is_complete(code))
+
+    def inspect(self, code: str, cursor_pos: int, detail_level: int = 0) -> str:
+        return str(self.client.inspect(code, cursor_pos, detail_level))
+
+    def history(self, **kwargs: Any) -> str:
+        """Send ``history_request`` (jupyter_client's arguments); returns its msg_id."""
+        return str(self.client.history(**kwargs))
+
+    def input(self, value: str) -> None:
+        """Answer the kernel's ``input_request`` on stdin."""
+        self.client.input(value)
+
+    async def pending_iopub(self) -> list[dict[str, Any]]:
+        """Whatever IOPub messages are already waiting, without blocking (end of a recording)."""
+        socket = self.client.iopub_channel.socket
+        batch: list[dict[str, Any]] = []
+        while True:
+            try:
+                msg = self.decode(await socket.recv_multipart(flags=zmq.NOBLOCK))
+            except zmq.Again:
+                return batch
+            if msg is not None:
+                batch.append(msg)
+
     async def interrupt(self) -> None:
         """Interrupt the kernel: by the manager if ours, else interrupt_request on control."""
         if self.manager is not None:
@@ -289,7 +330,7 @@ class KernelLink:
                     self.on_stdin(msg)
                 continue
             parent = (msg.get("parent_header") or {}).get("msg_id")
-            fut = self._waiting.get(parent)
+            fut = self._waiting.get(parent) if isinstance(parent, str) else None
             if fut is not None and not fut.done():
                 fut.set_result(msg)
 

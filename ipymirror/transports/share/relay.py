@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable
@@ -40,11 +39,12 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
+from ipymirror.core.protocol import msg_type_of, peer_of
 from ipymirror.errors import ExitStatus, MirrorError
 from ipymirror.recording.format import encode_record, header_record
 from ipymirror.transports.share.ticket import HostKeys
 
-__all__ = ["Backlog", "Relay", "parse_hello", "run_share"]
+__all__ = ["Backlog", "Relay", "parse_hello"]
 
 # -- wire protocol (shared with ipymirror.transports.share.viewer) ------------------------------
 EVENTS = b"ev"  # XPUB: [EVENTS, epoch, first seq, record, record, ...]
@@ -183,7 +183,8 @@ class Relay:
         self._deferred: dict[bytes, tuple[int, str, int]] = {}  # hellos that came too soon
         self.ctx = zmq.asyncio.Context()
         self._auth: Any = None
-        self.pub = self.router = None  # type: ignore[assignment]
+        self.pub: zmq.asyncio.Socket = None  # type: ignore[assignment]  # bound in bind()
+        self.router: zmq.asyncio.Socket = None  # type: ignore[assignment]
         self._monitors: list[zmq.asyncio.Socket] = []
 
     # -- setup -----------------------------------------------------------------
@@ -238,10 +239,10 @@ class Relay:
         frames = [EVENTS, self.epoch, str(backlog.last + 1).encode()]
         own = self.own_session
         for msg in msgs:
-            if own and (msg.get("parent_header") or {}).get("session") == own:
+            if own and peer_of(msg)[0].session == own:
                 continue
             record = encode_record(msg, t)
-            backlog.append(record, msg.get("msg_type") == "execute_input")
+            backlog.append(record, msg_type_of(msg) == "execute_input")
             frames.append(record)
         if len(frames) > 3:
             self.pub.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
@@ -353,83 +354,3 @@ class Relay:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-# -- the host's command ----------------------------------------------------------
-def _host_status(r: Relay) -> str:
-    refused = f" │ refused: {r.refused}" if r.refused else ""
-    ignored = f" │ ignored: {r.ignored}" if r.ignored else ""
-    kernel = "ok" if r.kernel_state == b"ok" else "not answering"
-    return f"viewers: {r.viewers}{refused}{ignored} │ kernel: {kernel}"
-
-
-async def run_share(args: Any) -> ExitStatus:
-    """``ipymirror share``: tap a kernel, serve viewers until Ctrl-C or SIGTERM."""
-    from ipymirror.commands._lifecycle import on_signals, open_link
-    from ipymirror.terminal.liveline import LiveLine
-    from ipymirror.transports.share.ticket import (
-        DEFAULT_BIND,
-        advertised,
-        bind_pair,
-        load_host_file,
-        new_host_keys,
-        write_host_file,
-    )
-
-    keys = (load_host_file(args.ticket_file) if args.ticket_file else None) or new_host_keys()
-    if args.bind is None and keys.binds[0]:
-        binds = keys.binds  # a restart with the same ticket file: the same ports
-    else:
-        binds = bind_pair(args.bind or DEFAULT_BIND)
-    args.join_only = True
-    args.name = args.name or "ipymirror-share"
-    link = await open_link(args)
-    relay: Relay | None = None
-    out = sys.stdout
-    try:
-        link.lossless()  # the relay itself never loses a kernel message; a slow viewer may
-        await link.connect(args.timeout, stdin=False, control=False)
-        relay = Relay(
-            keys,
-            link.kernel_info,
-            cells=args.backlog_cells,
-            queue=args.viewer_queue,
-            own_session=link.session_id,
-            kernel_name=link.kernel_name,
-        )
-        pub, router = relay.bind(*binds)
-        old = keys.ticket
-        ticket = old.with_addresses(
-            advertised(pub, args.advertise), advertised(router, args.advertise)
-        )
-        keys = HostKeys(ticket, keys.server_secret, (pub, router))
-        print(f"» sharing the {link.description} of {link.where}, read-only", file=out)
-        print(f"» viewers run:  ipymirror watch {ticket.encode()}", file=out)
-        if args.ticket_file:
-            write_host_file(args.ticket_file, keys)
-            if old.pub and (old.pub, old.router) != (ticket.pub, ticket.router):
-                print("» the address changed: viewers need the new ticket", file=out)
-            print(
-                f"» ticket file: {args.ticket_file} (mode 0600; to revoke: stop, delete it, "
-                "start again)",
-                file=out,
-            )
-        print(f"» listening on {pub} and {router}; Ctrl-C stops", file=out, flush=True)
-        status = LiveLine(out, lambda: _host_status(relay))  # refused clients retry 10x a second
-        relay.on_change = status.changed
-        status.draw()
-        ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        on_signals(asyncio.get_running_loop(), ended, sigint=True)
-        running = asyncio.ensure_future(relay.run(link.iopub_batches(), link.is_beating))
-        await asyncio.wait([running, ended], return_when=asyncio.FIRST_COMPLETED)
-        if running.done():
-            running.result()  # the relay failed: say why
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        if status.tty:
-            out.write("\n")
-        return ExitStatus.OK
-    finally:
-        if relay is not None:
-            await relay.close()
-        await link.close(shutdown=False)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -37,7 +36,7 @@ from ipymirror.recording.format import Header, RecordError, decode_header, decod
 from ipymirror.transports.share.relay import EVENTS, HELLO, TICK, TICK_PERIOD, WELCOME
 from ipymirror.transports.share.ticket import Ticket
 
-__all__ = ["Sequencer", "ViewerSource", "run_watch_relay"]
+__all__ = ["Sequencer", "ViewerSource"]
 
 HELD_MAX = 10_000  # live records held back while catching up, at most
 RETRY = 1.0  # seconds before an unanswered hello is sent again
@@ -258,7 +257,7 @@ class ViewerSource:
         per message (a shadow socket: hundreds of viewers share a benchmark
         process, and per-message overhead is their latency).
         """
-        sockets = {
+        sockets: dict[Any, tuple[zmq.Socket[Any], Callable[[list[bytes]], list[bytes]]]] = {
             self.dealer: (zmq.Socket.shadow(self.dealer.underlying), self._on_dealer),
             self.sub: (zmq.Socket.shadow(self.sub.underlying), self._on_sub),
         }
@@ -310,24 +309,3 @@ class ViewerSource:
         for text in self.seq.notices:
             self.notice(text)
         self.seq.notices.clear()
-
-
-async def run_watch_relay(args: Any) -> ExitStatus:
-    """``ipymirror watch TICKET``: the watch view, fed by a relay instead of a kernel."""
-    from ipymirror.commands._lifecycle import make_mirror, watch_stream
-    from ipymirror.transports.share.ticket import read_ticket_file
-
-    if args.existing is not None:
-        raise MirrorError("give a ticket or --existing, not both", ExitStatus.USAGE)
-    ticket = read_ticket_file(args.ticket_file) if args.ticket_file else Ticket.parse(args.ticket)
-    source = ViewerSource(ticket)
-    try:
-        await source.connect(args.timeout)
-        mirror = make_mirror(args, sys.stdout, language=source.language)  # "me": nobody
-        mirror.room.set_state("idle")  # the relay answered: so did the kernel, to the relay
-        source.notice, source.set_state = mirror.notice, mirror.room.set_state
-        what = f"the {source.describe()} shared at {ticket.pub}"
-        await watch_stream(mirror, source.batches(), what)
-        return ExitStatus.OK
-    finally:
-        source.close()

@@ -1,0 +1,63 @@
+"""``ipymirror watch``: the read-only view of a kernel, or of a relay (``watch TICKET``).
+
+It never sends a request that could run code: to a kernel, its only requests
+are ``kernel_info``; a relay's viewer holds no kernel key at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from argparse import Namespace
+from typing import Any
+
+from ipymirror.commands._lifecycle import (
+    heartbeat,
+    make_mirror,
+    mirror_for_link,
+    open_link,
+    watch_stream,
+)
+from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.transports.share.ticket import Ticket, read_ticket_file
+from ipymirror.transports.share.viewer import ViewerSource
+
+__all__ = ["run_watch", "run_watch_relay"]
+
+
+async def run_watch(args: Namespace) -> ExitStatus:
+    """``ipymirror watch``: a kernel read-only, or a relay's stream (``watch TICKET``)."""
+    if getattr(args, "ticket", None) or getattr(args, "ticket_file", None):
+        return await run_watch_relay(args)  # a relay's viewer: no kernel, no key
+    args.join_only = True
+    link = await open_link(args)
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        await link.connect(args.timeout, stdin=False, control=False)
+        mirror = mirror_for_link(link, args, sys.stdout)
+        tasks.append(asyncio.ensure_future(heartbeat(link, mirror, asyncio.Event())))
+        what = f"the {link.description} of {link.where}"
+        await watch_stream(mirror, link.iopub_batches(), what)
+        return ExitStatus.OK
+    finally:
+        for task in tasks:
+            task.cancel()
+        await link.close(shutdown=False)
+
+
+async def run_watch_relay(args: Any) -> ExitStatus:
+    """``ipymirror watch TICKET``: the watch view, fed by a relay instead of a kernel."""
+    if args.existing is not None:
+        raise MirrorError("give a ticket or --existing, not both", ExitStatus.USAGE)
+    ticket = read_ticket_file(args.ticket_file) if args.ticket_file else Ticket.parse(args.ticket)
+    source = ViewerSource(ticket)
+    try:
+        await source.connect(args.timeout)
+        mirror = make_mirror(args, sys.stdout, language=source.language)  # "me": nobody
+        mirror.presence.set_state("idle")  # the relay answered: so did the kernel, to the relay
+        source.notice, source.set_state = mirror.notice, mirror.presence.set_state
+        what = f"the {source.describe()} shared at {ticket.pub}"
+        await watch_stream(mirror, source.batches(), what)
+        return ExitStatus.OK
+    finally:
+        source.close()

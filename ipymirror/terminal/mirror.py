@@ -1,0 +1,61 @@
+"""The pipeline drawn on a terminal: what every viewing frontend holds.
+
+:class:`Mirror` owns no logic of its own: it hands each batch to the pure
+:class:`~ipymirror.core.pipeline.Pipeline` and each resulting update to the
+:class:`~ipymirror.terminal.writer.TerminalWriter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Iterable
+
+from ipymirror.core.pipeline import Message, Pipeline, Update
+from ipymirror.core.presence import Presence
+from ipymirror.core.render import Renderer
+from ipymirror.core.transcript import Transcript
+from ipymirror.terminal.writer import TerminalWriter
+
+__all__ = ["Mirror"]
+
+
+class Mirror:
+    def __init__(
+        self,
+        renderer: Renderer,
+        writer: TerminalWriter,
+        me: str = "",
+        transcript: Transcript | None = None,
+    ) -> None:
+        self.pipeline = Pipeline(renderer, me, transcript)
+        self.writer = writer
+
+    @property
+    def renderer(self) -> Renderer:
+        return self.pipeline.renderer
+
+    @property
+    def transcript(self) -> Transcript:
+        return self.pipeline.transcript
+
+    @property
+    def presence(self) -> Presence:
+        return self.pipeline.presence
+
+    def show(self, update: Update) -> None:
+        self.writer.push(update.lines)
+        if update.redraw:
+            self.writer.refresh()
+
+    def feed(self, msgs: Iterable[Message]) -> None:
+        """Handle a batch of messages: one frame, one redraw at most."""
+        self.show(self.pipeline.feed(msgs))
+
+    def notice(self, text: str) -> None:
+        self.show(self.pipeline.notice(text))
+
+    def flush(self) -> None:
+        self.show(self.pipeline.update())
+
+    async def run(self, batches: AsyncIterable[list[Message]]) -> None:
+        async for batch in batches:
+            self.feed(batch)
