@@ -9,8 +9,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from terminal import ENTER, ipymirror_argv
-from test_recording_support import (
+from recording_support import (
     IOPubCounter,
     RecorderProcess,
     has_idle,
@@ -19,6 +18,7 @@ from test_recording_support import (
     run_ipymirror,
     wait_for_records,
 )
+from terminal import ENTER, ipymirror_argv
 
 from ipymirror.recording.files import read_recording
 
