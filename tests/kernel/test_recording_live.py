@@ -96,7 +96,11 @@ def test_kernel_restart_is_recorded_and_survived(kernel, peer, recorders, tmp_pa
     assert types.index("shutdown_reply") < max(
         i for i, r in enumerate(records) if r.msg_type == "execute_input"
     )
-    texts = [r.msg["content"]["text"] for r in records if r.msg_type == "stream"]
+    texts = [
+        r.msg["content"]["text"]
+        for r in records
+        if r.msg_type == "stream" and r.msg["content"]["name"] == "stdout"
+    ]
     assert texts == ["after restart\n"]
     codes = [r.msg["content"]["code"] for r in records if r.msg_type == "execute_input"]
     assert codes == ["x = 'before'", "print('after restart')"]
