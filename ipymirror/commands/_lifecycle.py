@@ -60,6 +60,9 @@ def mirror_for_link(link: KernelTransport, args: Namespace, stream: Any) -> Mirr
     link.on_bad_message = lambda: mirror.notice(
         "ignoring messages that fail the signature check (a client with the wrong key?)"
     )
+    link.on_malformed = lambda why: mirror.notice(
+        f"the kernel sent a malformed message ({why}); not shown, and any more will not be"
+    )
     return mirror
 
 

@@ -28,7 +28,7 @@ from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import DynamicLexer
 
 from ipymirror.commands._lifecycle import heartbeat, mirror_for_link, on_signals, open_link
-from ipymirror.commands.record import Recorder
+from ipymirror.commands.record import Recorder, check_target
 from ipymirror.core.events import Event, Peer, Status
 from ipymirror.core.presence import Running
 from ipymirror.core.render import lexer_for
@@ -333,6 +333,8 @@ def _lexer(language: str) -> Any:
 async def run_console(args: Namespace) -> ExitStatus:
     from jupyter_core.paths import jupyter_data_dir
 
+    if getattr(args, "record", None):
+        check_target(args.record)  # refused before connecting, not after
     link = await open_link(args)
     tasks: list[asyncio.Task[Any]] = []
     recorder = None
@@ -347,7 +349,9 @@ async def run_console(args: Namespace) -> ExitStatus:
         console = Console(link, mirror, me, history)
         mirror.pipeline.listeners.append(console.on_event)
         if getattr(args, "record", None):
-            recorder = Recorder.for_link(args.record, link, on_error=mirror.notice)
+            recorder = Recorder.for_link(
+                args.record, link, on_error=mirror.notice, on_warning=mirror.notice
+            )
             mirror.pipeline.sinks.append(recorder.write)
             mirror.notice(f"recording to {args.record}")
         if link.manager is not None:

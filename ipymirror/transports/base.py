@@ -19,10 +19,12 @@ class KernelTransport(Protocol):
     where: str  # what the user named: a connection file, a URL
     kernel_info: dict[str, Any]
     state_at_connect: str
-    bad_signatures: int
+    bad_signatures: int  # messages that failed authentication (dropped)
+    malformed: int  # signed messages that are not valid messages (delivered raw)
     manager: Any  # set when this process started the kernel (it may then restart it)
     on_stdin: Callable[[dict[str, Any]], None] | None
     on_bad_message: Callable[[], None] | None
+    on_malformed: Callable[[str], None] | None
 
     @property
     def session_id(self) -> str: ...
