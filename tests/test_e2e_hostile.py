@@ -14,7 +14,15 @@ import subprocess
 import time
 
 from terminal import ipymirror_argv
-from test_recording_support import RecorderProcess, env, read_all
+from test_recording_support import (
+    RecorderProcess,
+    cell_messages,
+    env,
+    read_all,
+    session_recording,
+    stdout,
+    write_recording,
+)
 
 #: Kernel-side code: broadcast two signed but malformed messages, then print.
 HOSTILE = r"""
@@ -136,3 +144,89 @@ def test_record_onto_an_existing_file_is_refused_before_connecting(tmp_path):
     assert proc.returncode != 0
     assert "already exists" in proc.stderr and "connection file" not in proc.stderr
     assert existing.read_text() == "precious\n"
+
+
+# ------------------------------------------------------------ a file is not a terminal
+
+
+def test_replay_into_a_full_disk_fails_with_one_line(tmp_path):
+    path = session_recording(tmp_path / "s.ipym", gap=0)
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            ipymirror_argv("replay", "--no-wait", str(path)),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env=env(),
+            stdin=subprocess.DEVNULL,
+        )
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "ipymirror: error: cannot write to standard output: No space left on device"
+    ]
+
+
+def test_replay_into_a_closed_pipe_fails_with_one_line(tmp_path):
+    n = [0]
+    flood = cell_messages("flood", [stdout(f"line {i}\n") for i in range(20_000)], 1, n=n)
+    path = write_recording(tmp_path / "s.ipym", [(0.0, msg) for msg in flood])
+    proc = subprocess.Popen(
+        ipymirror_argv("replay", "--no-wait", str(path)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+        stdin=subprocess.DEVNULL,
+    )
+    proc.stdout.read(100)
+    proc.stdout.close()  # like `| head -c 100`
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) != 0
+    assert err.strip().splitlines() == [
+        "ipymirror: error: cannot write to standard output: Broken pipe"
+    ], err
+
+
+def test_watch_piped_blocks_instead_of_dropping(kernel, peer):
+    """20 MB through a pipe nobody reads for a while: all of it arrives, none dropped."""
+    proc = subprocess.Popen(
+        ipymirror_argv("watch", "--existing", kernel.connection_file),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+    )
+    try:
+        bob = peer(kernel, "bob")
+        data = b""
+        deadline = time.monotonic() + 30
+        while b"warm" not in data:
+            assert time.monotonic() < deadline, data
+            bob.run("print('warm')")
+            data += _read_available(proc)
+        # 200,000 lines of 100 bytes while the pipe is not read: more than the
+        # writer's 16 MB bound, which on a terminal would drop the oldest lines.
+        bob.run(
+            "import sys\nfor i in range(2000):\n"
+            "    sys.stdout.write(''.join(f'{i * 100 + j:>98}\\n' for j in range(100)))\n"
+            "    sys.stdout.flush()\n"
+            "print('flood' + ' done', flush=True)",
+            timeout=120,
+        )
+        deadline = time.monotonic() + 120
+        while "│ flood done\n".encode() not in data:
+            assert proc.poll() is None and time.monotonic() < deadline
+            data += _read_available(proc, wait=1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    text = data.decode()
+    assert "could not keep up" not in text and "not shown" not in text
+    numbers = [int(n) for n in re.findall(r"^│ +(\d+)$", text, re.M)]
+    assert numbers == list(range(200_000))

@@ -127,10 +127,21 @@ async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: 
     try:
         ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         on_signals(asyncio.get_running_loop(), ended, sigint=not interactive)
+
+        def stop(_: object) -> None:  # the output failed, or the stream did
+            if not ended.done():
+                ended.set_result(None)
+
+        mirror.writer.on_error = stop
+        task.add_done_callback(stop)
         await WatchView(mirror, interactive=interactive).run(ended)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    if mirror.writer.error is not None:
+        raise mirror.writer.error
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
     mirror.transcript.finish_all()
     mirror.flush()
     mirror.writer.flush_now()
