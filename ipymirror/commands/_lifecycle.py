@@ -62,18 +62,15 @@ async def connected(
     args: Namespace,
     *,
     passive: bool = False,
-    lossless: bool = False,
     name: str = "",
 ) -> AsyncIterator[KernelTransport]:
     """The one lifecycle: open the transport, connect, hand it over, always close.
 
     ``passive`` (watch, record, share): join only, no stdin or control channel,
-    never shut the kernel down.  ``lossless``: never drop a broadcast (record,
-    share, ``--record``).  A kernel this process started is shut down on close.
+    never shut the kernel down.  A kernel this process started is shut down on
+    close.  Every transport is lossless: a broadcast is never dropped on our side.
     """
     link = await open_link(args, join_only=passive, name=name)
-    if lossless:
-        link.lossless()
     try:
         await link.connect(args.timeout, stdin=not passive, control=not passive)
         yield link
@@ -123,6 +120,9 @@ def mirror_for_link(link: KernelTransport, args: Namespace, stream: Any) -> Mirr
     mirror.presence.set_state(link.state_at_connect)
     link.on_bad_message = lambda: mirror.notice(
         "ignoring messages that fail the signature check (a client with the wrong key?)"
+    )
+    link.on_malformed = lambda why: mirror.notice(
+        f"the kernel sent a malformed message ({why}); not shown, and any more will not be"
     )
     return mirror
 
@@ -188,10 +188,21 @@ async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: 
     try:
         ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         on_signals(asyncio.get_running_loop(), ended, sigint=not interactive)
+
+        def stop(_: object) -> None:  # the output failed, or the stream did
+            if not ended.done():
+                ended.set_result(None)
+
+        mirror.writer.on_error = stop
+        task.add_done_callback(stop)
         await WatchView(mirror, interactive=interactive).run(ended)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    if mirror.writer.error is not None:
+        raise mirror.writer.error
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
     mirror.transcript.finish_all()
     mirror.flush()
     mirror.writer.flush_now()

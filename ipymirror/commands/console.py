@@ -34,7 +34,7 @@ from ipymirror.commands._lifecycle import (
     mirror_for_link,
     until_stopped,
 )
-from ipymirror.commands.record import Recorder
+from ipymirror.commands.record import Recorder, check_target
 from ipymirror.core.events import Event, Peer, Status
 from ipymirror.core.presence import Running
 from ipymirror.core.render import lexer_for
@@ -339,8 +339,9 @@ def _lexer(language: str) -> Any:
 async def run_console(args: Namespace) -> ExitStatus:
     """The console: your prompt on the kernel, everyone's cells above it."""
     recording = getattr(args, "record", None)
-    # A recording must not lose what a slow moment would drop.
-    async with connected(args, lossless=bool(recording)) as link:
+    if recording:
+        check_target(recording)  # refused before connecting, not after
+    async with connected(args) as link:
         recorder = Recorder.for_link(recording, link) if recording else None
         try:
             return await _console(link, args, recorder)
@@ -359,7 +360,7 @@ async def _console(link: KernelTransport, args: Namespace, recorder: Recorder | 
     console = Console(link, mirror, me, history)
     mirror.pipeline.listeners.append(console.on_event)
     if recorder is not None:
-        recorder.on_error = mirror.notice
+        recorder.on_error = recorder.on_warning = mirror.notice
         mirror.pipeline.sinks.append(recorder.write)
         mirror.notice(f"recording to {args.record}")
     if link.manager is not None:

@@ -11,6 +11,9 @@ whether the pipeline feeds a console (``ipymirror --record``) or nothing at all
   to reach it, so nothing broadcast after that line can be missing.
 * A write error (full disk) stops the recording, and says so once; it never
   stops the console that records.
+* A message that cannot be recorded as it is (malformed, or nested deeper than
+  JSON can be written) is recorded raw (see the format), with one warning;
+  the end line counts them.
 * ``record`` never executes: its only requests are ``kernel_info``.  It ends on
   Ctrl-C, SIGTERM/SIGHUP, or the kernel's shutdown (not on a restart: the
   stream continues and the restart is recorded).
@@ -74,15 +77,18 @@ class Recorder:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_error: Callable[[str], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.writer = writer
         self.clock = clock
         self.start = clock()
         self.on_error = on_error
+        self.on_warning = on_warning
         self.on_change: Callable[[], None] | None = None
         self.messages = 0
         self.cells = 0
         self.error: str | None = None
+        self.raw_warned = False
 
     @classmethod
     def create(
@@ -92,6 +98,7 @@ class Recorder:
         kernel_name: str = "",
         *,
         on_error: Callable[[str], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> Recorder:
         """A new recording at ``path``, its header written; t=0 is now."""
         check_target(path)
@@ -102,13 +109,24 @@ class Recorder:
             raise MirrorError(
                 f"cannot write recording {path}: {exc.strerror or exc}", ExitStatus.RECORDING
             ) from None
-        return cls(writer, on_error=on_error)
+        return cls(writer, on_error=on_error, on_warning=on_warning)
 
     @classmethod
     def for_link(
-        cls, path: str, link: KernelTransport, *, on_error: Callable[[str], None] | None = None
+        cls,
+        path: str,
+        link: KernelTransport,
+        *,
+        on_error: Callable[[str], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> Recorder:
-        return cls.create(path, link.kernel_info, link.kernel_name, on_error=on_error)
+        return cls.create(
+            path, link.kernel_info, link.kernel_name, on_error=on_error, on_warning=on_warning
+        )
+
+    @property
+    def raw(self) -> int:
+        return self.writer.raw
 
     @property
     def path(self) -> str:
@@ -130,6 +148,13 @@ class Recorder:
                 self.on_error(f"recording stopped: {self.error}")
             return
         self.messages += 1
+        if self.writer.raw == 1 and self.raw_warned is False:
+            self.raw_warned = True
+            if self.on_warning is not None:
+                self.on_warning(
+                    f"message {self.messages:,} ({msg_type_of(msg) or 'no type'}) could not be "
+                    "recorded as it is (malformed, or nested too deeply): recorded raw"
+                )
         if msg_type_of(msg) == "execute_input":
             self.cells += 1
         if self.on_change is not None:
@@ -172,15 +197,16 @@ async def run_record(args: Namespace) -> ExitStatus:
         if not ended.done():
             ended.set_result(why)
 
-    async with connected(args, passive=True, lossless=True) as link:
+    async with connected(args, passive=True) as link:
         recorder = Recorder.for_link(out, link, on_error=end)
         try:
             await _record(link, recorder, stream, out, end, ended)
         finally:
             recorder.close()
     why = ended.result() if ended.done() and ended.result() else "stopped"
+    raw = f" ({recorder.raw:,} of them raw)" if recorder.raw else ""
     print(
-        f"{why}: recorded {recorder.messages:,} messages, {recorder.cells:,} cells, "
+        f"{why}: recorded {recorder.messages:,} messages{raw}, {recorder.cells:,} cells, "
         f"{human_bytes(recorder.bytes)} to {out}",
         file=stream,
         flush=True,
@@ -213,6 +239,15 @@ async def _record(
         flush=True,
     )
     status = LiveLine(stream, lambda: recorder.status(mirror.presence))
+
+    def warn(text: str) -> None:
+        if status.tty:
+            status.clear()
+        print(f"ipymirror: warning: {text}", file=sys.stderr, flush=True)
+        if status.tty:
+            status.draw()
+
+    recorder.on_warning = warn
     if status.tty:
         recorder.on_change = status.changed
         status.draw()

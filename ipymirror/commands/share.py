@@ -45,7 +45,7 @@ async def run_share(args: Any) -> ExitStatus:
         binds = bind_pair(args.bind or DEFAULT_BIND)
     out = sys.stdout
     # The relay itself never loses a kernel message; a slow viewer may.
-    async with connected(args, passive=True, lossless=True, name="ipymirror-share") as link:
+    async with connected(args, passive=True, name="ipymirror-share") as link:
         relay = Relay(
             keys,
             link.kernel_info,
