@@ -6,16 +6,19 @@ import json
 from pathlib import Path
 
 from ipymirror.core.events import (
+    KERNEL,
     ClearOutput,
     Display,
     Error,
     ExecuteInput,
     KernelRestart,
+    KernelRestarted,
     Peer,
     Result,
     Status,
     Stream,
 )
+from ipymirror.core.pipeline import Pipeline
 from ipymirror.core.protocol import to_event
 from ipymirror.core.render import RESET, Renderer
 from ipymirror.core.transcript import (
@@ -396,9 +399,14 @@ def test_too_many_open_cells_commit_the_oldest():
 def test_kernel_restart_commits_everything_and_says_so():
     t = plain()
     feed(t, ExecuteInput(BOB, "c1", "x", 1), out(BOB, "c1", "half"))
-    text = feed(t, KernelRestart(CAROL, "r1", restart=True))
-    assert text == "│ half\n» kernel restarted by carol·4058\n"
+    assert feed(t, KernelRestart(CAROL, "r1", restart=True)) == ""  # a claim only
+    text = feed(t, KernelRestarted(CAROL, "r1", "new-kernel"))
+    assert (
+        text == "│ half\n» kernel restarted by carol·4058 (a new kernel: its variables are gone)\n"
+    )
     assert t.live() == []
+    text = feed(t, KernelRestarted(KERNEL, "", "newer-kernel"))
+    assert text == "» kernel restarted by unknown (a new kernel: its variables are gone)\n"
 
 
 # -------------------------------------------------------------------- colour
@@ -459,11 +467,11 @@ def _captured() -> list:
 
 
 def test_captured_ipykernel_session_as_a_peer():
-    t = plain()
-    text = ""
-    for ev in _captured():
-        t.feed(ev)
-        text += "".join(t.take())
+    pipeline = Pipeline(Renderer(color=False))
+    t = pipeline.transcript
+    path = Path(__file__).parent / "data" / "ipykernel_iopub.jsonl"
+    with open(path, encoding="utf-8") as f:
+        text = "".join(pipeline.feed([json.loads(line) for line in f]).lines)
     assert t.live() == []
     lines = [line.rstrip() for line in text.split("\n")]  # rich pads to the width
     alice = next(line for line in lines if line.startswith("┌ alice·"))

@@ -44,7 +44,7 @@ async def run_share(args: Any) -> ExitStatus:
         binds = bind_pair(args.bind or DEFAULT_BIND)
     args.join_only = True
     args.name = args.name or "ipymirror-share"
-    link = await open_link(args)
+    link = await open_link(args, role="share")
     relay: Relay | None = None
     out = sys.stdout
     try:

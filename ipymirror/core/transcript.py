@@ -27,7 +27,10 @@ from ipymirror.core.events import (
     Error,
     Event,
     ExecuteInput,
+    KernelBack,
+    KernelGone,
     KernelRestart,
+    KernelRestarted,
     Peer,
     Result,
     Status,
@@ -75,6 +78,8 @@ class Transcript:
         self._displays: dict[str, str] = {}  # live display_id -> cell msg_id
         self._speaker: tuple[str, str] | None = None  # (session, cell) of last committed line
         self.version = 0  # bumps whenever live() would change
+        self._gone = False  # the heartbeat stopped and nothing came back yet
+        self._gone_for_good = False
 
     # -- reading -------------------------------------------------------------
     def take(self) -> list[str]:
@@ -122,11 +127,36 @@ class Transcript:
         elif isinstance(ev, Status):
             if ev.state == "idle" and ev.cell in self._cells:
                 self._finish(ev.cell)
-        elif isinstance(ev, KernelRestart):
-            for cell_id in list(self._cells):
-                self._finish(cell_id)
-            what = "restarted" if ev.restart else "shut down"
-            self.notice(f"kernel {what} by {ev.peer.label}")
+        elif isinstance(ev, KernelRestart | KernelRestarted | KernelGone | KernelBack):
+            self._lifecycle(ev)
+
+    def _lifecycle(self, ev: Event) -> None:
+        """One notice per change of the kernel's life; cells of a dead kernel end."""
+        who = ev.peer.label if ev.peer.session else "unknown"
+        if isinstance(ev, KernelRestart):  # a claim: the kernel may still answer
+            if not ev.restart:
+                self.notice(f"{who} asked the kernel to shut down")
+            return
+        if isinstance(ev, KernelBack):
+            if self._gone:
+                self._gone = False
+                self.notice("the kernel is answering again")
+            return
+        self.finish_all()
+        if isinstance(ev, KernelRestarted):
+            again = "the kernel is answering again; " if self._gone else ""
+            self._gone = False
+            self.notice(f"{again}kernel restarted by {who} (a new kernel: its variables are gone)")
+        elif isinstance(ev, KernelGone):
+            if ev.for_good and not self._gone_for_good:
+                self._gone = self._gone_for_good = True
+                if ev.peer.session:
+                    self.notice(f"the kernel shut down (asked by {who})")
+                else:
+                    self.notice("the kernel is gone (no heartbeat for a while)")
+            elif not self._gone:
+                self._gone = True
+                self.notice("the kernel stopped answering (no heartbeat)")
 
     def notice(self, text: str) -> None:
         """Commit a line of ipymirror's own (never attributed to a peer)."""

@@ -73,6 +73,7 @@ class KernelLink:
         self.bad_signatures = 0
         self.state_at_connect = "unknown"
         self.kernel_info: dict[str, Any] = {}
+        self.kernel_session = ""  # header.session of the kernel_info_reply: which kernel process
         self._early: list[dict[str, Any]] = []  # IOPub read while connecting
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -161,6 +162,8 @@ class KernelLink:
                 f"kernel did not answer within {timeout:g} s: {self.where}", ExitStatus.UNREACHABLE
             ) from None
         self.kernel_info = reply.get("content") or {}
+        header = reply.get("header") or {}
+        self.kernel_session = str(header.get("session") or "") if isinstance(header, dict) else ""
         # The shell answered, so no cell was running on it just now.
         self.state_at_connect = "idle"
         await self._await_iopub(timeout)
@@ -204,7 +207,12 @@ class KernelLink:
     # -- requests ----------------------------------------------------------
     @property
     def session_id(self) -> str:
-        return self.client.session.session
+        return str(self.client.session.session)
+
+    @session_id.setter
+    def session_id(self, session: str) -> None:
+        """Our identity on the kernel (set before :meth:`connect`)."""
+        self.client.session.session = session
 
     @property
     def language(self) -> str:
@@ -259,6 +267,10 @@ class KernelLink:
     def execute(self, code: str, *, allow_stdin: bool = True, stop_on_error: bool = True) -> str:
         """Send ``execute_request``; returns its msg_id (await the reply with :meth:`request`)."""
         return str(self.client.execute(code, allow_stdin=allow_stdin, stop_on_error=stop_on_error))
+
+    def probe(self) -> str:
+        """Send ``kernel_info_request`` (no code runs); returns its msg_id."""
+        return str(self.client.kernel_info())
 
     def complete(self, code: str, cursor_pos: int) -> str:
         return str(self.client.complete(code, cursor_pos))
