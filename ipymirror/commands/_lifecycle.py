@@ -118,7 +118,9 @@ async def probe(link: KernelTransport) -> str | None:
         return None
     header = reply.get("header")
     session = header.get("session") if isinstance(header, dict) else None
-    return session if isinstance(session, str) else ""
+    if not isinstance(session, str) or session == link.session_id:  # IRkernel echoes ours
+        return ""
+    return session
 
 
 async def heartbeat(

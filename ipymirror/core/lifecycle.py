@@ -18,6 +18,8 @@ synthetic events to feed.  Rules:
   contradicts ends nothing.
 * A :class:`KernelBack` from a kernel of another session is a restart:
   :class:`KernelRestarted` first, then the :class:`KernelBack`.
+* Kernels that tell no session of their own (IRkernel echoes the requester's)
+  are seen restarted when an ``execute_input`` counts lower than the last one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 from ipymirror.core.events import (
     KERNEL,
     Event,
+    ExecuteInput,
     KernelBack,
     KernelGone,
     KernelRestart,
@@ -39,6 +42,7 @@ class Lifecycle:
     def __init__(self) -> None:
         self.session = ""  # the kernel process we know ('' until one is seen)
         self._claim: KernelRestart | None = None  # the last shutdown_reply, not yet kept
+        self._count = 0  # the last execution count seen
 
     def before(self, session: str, ev: Event | None) -> list[Event]:
         """Synthetic events to feed before ``ev``, the event of a message whose
@@ -48,12 +52,14 @@ class Lifecycle:
             if self.session:
                 out.append(self._restarted(session))
             self.session = session
-        elif not session and isinstance(ev, Status) and ev.state == "starting":
+        elif not session and self._new_kernel_without_session(ev):
             out.append(self._restarted(""))
         elif self._claim is not None and ev is not None and ev.cell != self._claim.cell:
             self._claim = None  # the old kernel speaks on: the claim was not kept
         if isinstance(ev, KernelRestart):
             self._claim = ev
+        elif isinstance(ev, ExecuteInput) and ev.execution_count is not None:
+            self._count = ev.execution_count
         return out
 
     def edge(self, ev: Event) -> list[Event]:
@@ -68,12 +74,23 @@ class Lifecycle:
             if self._claim is not None and not self._claim.restart:  # confirmed: named
                 return [KernelGone(self._claim.peer, self._claim.cell, for_good=True)]
         elif isinstance(ev, KernelRestarted):  # the edge restarted it: it knows who
-            self._claim = None
+            self._claim, self._count = None, 0
             self.session = ev.session or self.session
         return [ev]
 
+    def _new_kernel_without_session(self, ev: Event | None) -> bool:
+        if isinstance(ev, Status):
+            return ev.state == "starting"
+        return (
+            isinstance(ev, ExecuteInput)
+            and not self.session
+            and ev.execution_count is not None
+            and 0 < ev.execution_count < self._count
+        )
+
     def _restarted(self, session: str) -> KernelRestarted:
         claim, self._claim = self._claim, None
+        self._count = 0
         if claim is not None and claim.restart:
             return KernelRestarted(claim.peer, claim.cell, session)
         return KernelRestarted(KERNEL, "", session)

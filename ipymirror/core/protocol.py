@@ -61,8 +61,14 @@ def msg_type_of(msg: Mapping[str, Any]) -> str:
 
 
 def kernel_session_of(msg: Mapping[str, Any]) -> str:
-    """The session of the kernel process that sent ``msg`` (its own ``header.session``)."""
-    return _str(_dict(msg.get("header")).get("session")) if isinstance(msg, Mapping) else ""
+    """The session of the kernel process that sent ``msg`` (its own ``header.session``).
+
+    '' when it tells nothing: IRkernel puts the requester's session there.
+    """
+    if not isinstance(msg, Mapping):
+        return ""
+    session = _str(_dict(msg.get("header")).get("session"))
+    return "" if session == _str(_dict(msg.get("parent_header")).get("session")) else session
 
 
 def peer_of(msg: Mapping[str, Any]) -> tuple[Peer, str]:

@@ -75,9 +75,20 @@ def resolve_cr(text: str) -> str:
     return out + "\r" if text.endswith("\r") else out
 
 
-def pick_mime(data: Mapping[str, Any]) -> str | None:
+#: Kernels other than Python's give text/plain as their console prints it (R's
+#: ``[1] 42``) beside a Markdown/HTML/LaTeX rendering that loses it: for them
+#: text/plain comes right after images.
+PLAIN_FIRST = (
+    *(m for m in MIME_PREFERENCE if m.startswith("image/")),
+    "text/plain",
+    *(m for m in MIME_PREFERENCE if not m.startswith("image/") and m != "text/plain"),
+)
+_PYTHON_LEXERS = frozenset({"", "python", "python3", "python2", "ipython", "ipython3", "ipython2"})
+
+
+def pick_mime(data: Mapping[str, Any], plain_first: bool = False) -> str | None:
     """The MIME type of ``data`` to show in a terminal, or None if nothing fits."""
-    for mime in MIME_PREFERENCE:
+    for mime in PLAIN_FIRST if plain_first else MIME_PREFERENCE:
         if mime in data:
             return mime
     return next((m for m in data if isinstance(m, str)), None)
@@ -225,7 +236,7 @@ class Renderer:
         return self.clean(text).rstrip("\n").split("\n")
 
     def mime(self, data: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> list[str]:
-        mime = pick_mime(data)
+        mime = pick_mime(data, self.language.lower() not in _PYTHON_LEXERS)
         if mime is None:
             return []
         value = data[mime]

@@ -163,7 +163,8 @@ class KernelLink:
             ) from None
         self.kernel_info = reply.get("content") or {}
         header = reply.get("header") or {}
-        self.kernel_session = str(header.get("session") or "") if isinstance(header, dict) else ""
+        session = str(header.get("session") or "") if isinstance(header, dict) else ""
+        self.kernel_session = "" if session == self.session_id else session  # IRkernel: ours
         # The shell answered, so no cell was running on it just now.
         self.state_at_connect = "idle"
         await self._await_iopub(timeout)
