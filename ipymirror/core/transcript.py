@@ -11,13 +11,17 @@ Pure state machine, fed events, read by frontends.  Its rules:
 3. A cell's live output is committed when the cell ends (its ``idle``), when
    the newline arrives, or when too many cells are open (oldest first).
 4. Peers' lines carry a gutter, under a header in the peer's colour whenever the speaker
-   changes; your own cells look like a plain IPython console.
+   changes; your own cells look like a plain IPython console, and when your output
+   resumes after anyone else's lines it is under your own ``In [n] …`` again.
+   A cell is its requester's session *and* request id, so nobody's output can
+   land in another's cell.
 5. Everything is bounded: a partial line, a cell's live block, the number of
    open cells.  Whatever is dropped is announced by a notice line with a count.
 """
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -36,7 +40,7 @@ from ipymirror.core.events import (
     Status,
     Stream,
 )
-from ipymirror.core.render import RESET, Renderer, resolve_cr
+from ipymirror.core.render import RESET, Renderer, resolve_cr, wrap_cells
 
 __all__ = ["Transcript"]
 
@@ -62,9 +66,16 @@ class _Cell:
     clear_pending: bool = False
     dropped: int = 0  # live lines dropped to stay bounded
     cut_chars: int = 0  # characters cut from the front of an endless partial line
+    progress: set[str] = field(default_factory=set)  # streams whose partial line used \r
 
     def live_line_count(self) -> int:
         return sum(len(item.lines) for item in self.items)
+
+
+def _key(ev: Event) -> str:
+    """A cell is its requester's session and request id: a peer who reuses your
+    msg_id never writes into your cell (nor you into theirs)."""
+    return f"{ev.peer.session}\x00{ev.cell}"
 
 
 class Transcript:
@@ -78,6 +89,8 @@ class Transcript:
         self._displays: dict[str, str] = {}  # live display_id -> cell msg_id
         self._speaker: tuple[str, str] | None = None  # (session, cell) of last committed line
         self.version = 0  # bumps whenever live() would change
+        self._wide_width = -1
+        self._wide = re.compile("")
         self._gone = False  # the heartbeat stopped and nothing came back yet
         self._gone_for_good = False
 
@@ -107,7 +120,8 @@ class Transcript:
                 lines.append(self.r.header(cell.peer, cell.count))
             lines.extend(self._decorate(cell.peer, body, False))
             for name, text in partials:
-                lines.extend(self._decorate(cell.peer, [text], name == "stderr"))
+                err = name == "stderr" and name not in cell.progress
+                lines.extend(self._decorate(cell.peer, [text], err))
         return lines
 
     # -- feeding -------------------------------------------------------------
@@ -125,8 +139,8 @@ class Transcript:
         elif isinstance(ev, ClearOutput):
             self._clear(ev)
         elif isinstance(ev, Status):
-            if ev.state == "idle" and ev.cell in self._cells:
-                self._finish(ev.cell)
+            if ev.state == "idle" and _key(ev) in self._cells:
+                self._finish(_key(ev))
         elif isinstance(ev, KernelRestart | KernelRestarted | KernelGone | KernelBack):
             self._lifecycle(ev)
 
@@ -173,9 +187,9 @@ class Transcript:
         return bool(self.me) and peer.session == self.me
 
     def _cell(self, ev: Event) -> _Cell:
-        cell = self._cells.get(ev.cell)
+        cell = self._cells.get(_key(ev))
         if cell is None:
-            cell = self._cells[ev.cell] = _Cell(ev.peer)
+            cell = self._cells[_key(ev)] = _Cell(ev.peer)
             if len(self._cells) > MAX_OPEN_CELLS:
                 self._finish(next(iter(self._cells)))
         return cell
@@ -186,9 +200,13 @@ class Transcript:
         if self._mine(peer):
             return [f"{err}{line}{RESET}" if (err or "\x1b" in line) else line for line in lines]
         gutter = self.r.gutter(peer, stderr)
+        width = self.r.width  # the terminal's columns less the gutter
         return [
-            f"{gutter}{err}{line}{RESET}" if (err or "\x1b" in line) else gutter + line
+            f"{gutter}{err}{row}{RESET}"
+            if err or ("\x1b" in row and not row.endswith(RESET))
+            else gutter + row
             for line in lines
+            for row in wrap_cells(line, width)  # the gutter starts every row, wrapped too
         ]
 
     def _commit(self, peer: Peer, cell_id: str, lines: list[str], stderr: bool = False) -> None:
@@ -196,19 +214,23 @@ class Transcript:
         self._out.append("\n".join(self._decorate(peer, lines, stderr)) + "\n")
 
     def _speak(self, peer: Peer, cell_id: str) -> None:
-        """Emit a header when a different peer's cell takes the floor."""
+        """Emit a header when a different cell takes the floor: a peer's header,
+        or your own ``In [n] …`` when your output resumes after someone else's."""
         who = (peer.session, cell_id)
         if self._speaker == who:
             return
-        self._speaker = who
+        before, self._speaker = self._speaker, who
+        cell = self._cells.get(cell_id)
+        count = cell.count if cell else None
         if not self._mine(peer):
-            cell = self._cells.get(cell_id)
-            self._out.append(self.r.header(peer, cell.count if cell else None, cont=True) + "\n")
+            self._out.append(self.r.header(peer, count, cont=True) + "\n")
+        elif before is not None:  # after a peer's block, or a notice
+            self._out.append(self.r.own_header(count) + "\n")
 
     def _commit_stream_text(self, peer: Peer, cell_id: str, text: str, stderr: bool) -> None:
         """Hot path: whole lines of plain text, decorated at C speed."""
         body = text[:-1]
-        if "\x1b" in body:
+        if "\x1b" in body or (not self._mine(peer) and self._too_wide(body)):
             self._commit(peer, cell_id, body.split("\n"), stderr)
             return
         self._speak(peer, cell_id)
@@ -218,6 +240,17 @@ class Transcript:
         else:
             start, end = gutter, ""
         self._out.append(start + body.replace("\n", end + "\n" + start) + end + "\n")
+
+    def _too_wide(self, body: str) -> bool:
+        """Whether a line of ``body`` may not fit beside the gutter (then it is wrapped)."""
+        width = self.r.width
+        if not body.isascii():
+            return len(body) * 2 > width  # cheap bound: at most 2 cells a character
+        if self._wide_width != width:
+            # anchored at line starts: each line is scanned once
+            self._wide_width = width
+            self._wide = re.compile(f"^[^\n]{{{width + 1}}}", re.M)
+        return self._wide.search(body) is not None
 
     def _elide(self, text: str) -> str:
         """Keep the head and tail of one giant message; announce the middle."""
@@ -243,10 +276,35 @@ class Transcript:
             return
         buf = resolve_cr(cell.partial.get(ev.name, "") + text)
         cut = buf.rfind("\n")
+        if stderr and ("\r" in text or "stderr" in cell.progress):
+            self._progress_stderr(ev, cell, text, buf, cut)
+            return
         if cut >= 0:
-            self._announce_cut(cell, ev.cell)
-            self._commit_stream_text(ev.peer, ev.cell, buf[: cut + 1], stderr)
+            self._announce_cut(cell, _key(ev))
+            self._commit_stream_text(ev.peer, _key(ev), buf[: cut + 1], stderr)
             buf = buf[cut + 1 :]
+        self._set_partial(cell, ev.name, buf)
+
+    def _progress_stderr(self, ev: Stream, cell: _Cell, text: str, buf: str, cut: int) -> None:
+        """stderr lines made only of ``\r`` rewrites (tqdm's bars) are progress,
+        shown like stdout; any other stderr line stays an error's colour."""
+        segments = text.replace("\r\n", "\n").split("\n")
+        flags = ["\r" in seg for seg in segments]
+        flags[0] = flags[0] or "stderr" in cell.progress
+        if cut >= 0:
+            self._announce_cut(cell, _key(ev))
+            lines = buf[:cut].split("\n")
+            start = 0
+            for i in range(1, len(lines) + 1):  # runs of lines with one style each
+                if i == len(lines) or flags[min(i, len(flags) - 1)] != flags[start]:
+                    chunk = "\n".join(lines[start:i]) + "\n"
+                    self._commit_stream_text(ev.peer, _key(ev), chunk, not flags[start])
+                    start = i
+            buf = buf[cut + 1 :]
+        if flags[-1] if cut >= 0 or len(flags) > 1 else flags[0]:
+            cell.progress.add("stderr")
+        else:
+            cell.progress.discard("stderr")
         self._set_partial(cell, ev.name, buf)
 
     def _set_partial(self, cell: _Cell, name: str, buf: str) -> None:
@@ -298,8 +356,10 @@ class Transcript:
         for name, text in list(cell.partial.items()):
             text = text.rstrip("\r")
             if text:
-                self._commit(cell.peer, cell_id, [text], name == "stderr")
+                err = name == "stderr" and name not in cell.progress
+                self._commit(cell.peer, cell_id, [text], err)
         cell.partial.clear()
+        cell.progress.clear()
 
     def _output(self, ev: Event, lines: list[str]) -> None:
         if not lines:
@@ -310,17 +370,18 @@ class Transcript:
         if cell.live:
             self._add_live(cell, None, lines)
             return
-        self._flush_partials(cell, ev.cell)
-        self._commit(ev.peer, ev.cell, lines)
+        self._flush_partials(cell, _key(ev))
+        self._commit(ev.peer, _key(ev), lines)
 
     def _execute_input(self, ev: ExecuteInput) -> None:
         cell = self._cell(ev)
         cell.count = ev.execution_count
         if self._mine(ev.peer):
-            return  # the prompt already shows what you typed
-        self._speaker = (ev.peer.session, ev.cell)
+            self._speaker = (ev.peer.session, _key(ev))  # under the prompt you typed it at
+            return
+        self._speaker = (ev.peer.session, _key(ev))
         self._out.append(self.r.header(ev.peer, ev.execution_count) + "\n")
-        self._commit(ev.peer, ev.cell, self.r.code(ev.code))
+        self._commit(ev.peer, _key(ev), self.r.code(ev.code))
 
     def _display(self, ev: Display) -> None:
         lines = self.r.mime(ev.data, ev.metadata)
@@ -342,15 +403,15 @@ class Transcript:
         if cell.clear_pending:
             self._do_clear(cell)
         if not cell.live:
-            self._flush_partials(cell, ev.cell)
+            self._flush_partials(cell, _key(ev))
             cell.live = True
         self._add_live(cell, ev.display_id, lines)
-        self._displays[ev.display_id] = ev.cell
+        self._displays[ev.display_id] = _key(ev)
 
     def _clear(self, ev: ClearOutput) -> None:
         cell = self._cell(ev)
         if not cell.live:
-            self._flush_partials(cell, ev.cell)
+            self._flush_partials(cell, _key(ev))
             cell.live = True
         if ev.wait:
             cell.clear_pending = True
