@@ -123,9 +123,10 @@ class KernelLink:
             await manager.start_kernel(stdout=log, stderr=log)
         except NoSuchKernel:
             log.close()
+            _remove_if_harmless(log_path)
+            hint = _INSTALL_HINTS.get(kernel_name, "see `jupyter kernelspec list`")
             raise MirrorError(
-                f"no such kernelspec: {kernel_name!r} (see `jupyter kernelspec list`)",
-                ExitStatus.KERNELSPEC,
+                f"no such kernelspec: {kernel_name!r} ({hint})", ExitStatus.KERNELSPEC
             ) from None
         except (OSError, RuntimeError) as exc:
             log.close()
@@ -204,6 +205,8 @@ class KernelLink:
         self.client.stop_channels()
         if self._log is not None:
             self._log.close()
+            if shutdown:  # the kernel is gone: a log with nothing to say goes too
+                _remove_if_harmless(self._log.name)
 
     # -- requests ----------------------------------------------------------
     @property
@@ -383,6 +386,39 @@ class KernelLink:
                     batch.append(msg)
             if batch:
                 yield batch
+
+
+#: How to get a kernelspec people often ask for by name.
+_INSTALL_HINTS = {
+    "bash": "install it: pip install bash_kernel && python -m bash_kernel.install",
+    "ir": "install it: R -e 'install.packages(\"IRkernel\"); IRkernel::installspec()' "
+    "(Debian: apt-get install r-cran-irkernel)",
+    "xpython": "install it: pip install xeus-python",
+}
+
+#: Lines kernels write to their log when all is well.
+_HARMLESS = (
+    "Kernel is running over TCP without encryption",  # ipykernel 7, on every start
+    "To connect another client to this kernel",
+    "NOTE: When using the `ipython kernel` entry point",
+)
+
+
+def _remove_if_harmless(path: str) -> None:
+    """Remove the log of a kernel we started when it is empty or says only
+    what every start says; a log with anything else is kept for the user."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(256 * 1024 + 1).decode("utf-8", "replace")
+    except OSError:
+        return
+    if len(text) > 256 * 1024:
+        return
+    for line in text.splitlines():
+        if line.strip() and not any(mark in line for mark in _HARMLESS):
+            return
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def _tunnel(client: AsyncKernelClient, connection_file: str, server: str) -> None:
