@@ -179,3 +179,18 @@ def test_peer_list_shows_people_not_tools_with_one_name_each(
     finally:
         watch.close()
         rec.close()
+
+
+def test_status_line_on_a_narrow_terminal_stays_one_line(kernel, peer, terminal, ipymirror_argv):
+    term = terminal(ipymirror_argv("watch", "--existing", kernel.connection_file), cols=34)
+    term.wait_for(status_row)
+    for name in ("a-very-long-user-name-indeed", "another-long-name-for-a-peer"):
+        peer(kernel, name).run("import time; time.sleep(0.1)")
+    term.wait_for(lambda t: "peer" in status_row(t) or "+" in status_row(t))
+    rows = [row for row in term.display() if row.strip()]
+    assert rows[-1].endswith("(q quits)") and len(rows[-1]) <= 34
+    assert rows[-1].startswith("● idle")
+    term.resize(30, 26)
+    term.wait_for(lambda t: status_row(t).startswith("● idle") and len(status_row(t)) <= 26)
+    term.send("q")
+    assert term.wait_exit() == 0
