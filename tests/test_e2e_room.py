@@ -194,3 +194,76 @@ def test_status_line_on_a_narrow_terminal_stays_one_line(kernel, peer, terminal,
     term.wait_for(lambda t: status_row(t).startswith("● idle") and len(status_row(t)) <= 26)
     term.send("q")
     assert term.wait_exit() == 0
+
+
+def _in_subshell(client, code: str) -> None:
+    """Run ``code`` as ``client`` in a subshell of its own (ipykernel 7, JEP 91): it
+    runs while another client's cell runs, so its output arrives meanwhile."""
+    client.control_channel.send(client.session.msg("create_subshell_request", {}))
+    reply = client.control_channel.get_msg(timeout=10)
+    msg = client.session.msg(
+        "execute_request",
+        {"code": code, "silent": False, "store_history": True, "user_expressions": {}},
+    )
+    msg["header"]["subshell_id"] = reply["content"]["subshell_id"]
+    client.shell_channel.send(msg)
+
+
+def test_peer_output_during_my_cell_is_under_its_header_and_mine_under_my_prompt(
+    kernel, peer, terminal, ipymirror_argv
+):
+    term = terminal(ipymirror_argv("--existing", kernel.connection_file, "--name", "me"), rows=60)
+    term.wait_for(re.compile(r"In \[\d+\]:"))
+    bob = peer(kernel, "bob")
+    t = tag(bob.session_id)
+    term.send("import time; [print('mine', i, flush=True) or time.sleep(0.3) for i in range(6)]")
+    term.send(ENTER)
+    term.wait_for("mine 0")
+    _in_subshell(
+        bob.client,
+        "import time\nfor i in range(4):\n    print('bob', i, flush=True); time.sleep(0.3)",
+    )
+    term.wait_for(lambda tm: "bob 3" in tm.text() and "mine 5" in tm.text(), timeout=20)
+    term.wait_for(re.compile(r"Out\[\d+\]:"), timeout=20)
+    text = term.text()
+    speaker = None
+    for line in text.split("\n"):
+        if line.startswith("┌ bob·"):
+            speaker = "bob"
+        elif re.match(r"In \[\d+\]", line):
+            speaker = "me"
+        elif re.fullmatch(r"│ bob \d", line.rstrip()):
+            assert speaker == "bob", text
+        elif re.fullmatch(r"mine \d", line.rstrip()):
+            assert speaker == "me", text
+        else:
+            assert "bob " not in line or "print(" in line, text  # no bob line without gutter
+    assert f"┌ bob·{t}" in text and re.search(r"^In \[\d+\] …$", text, re.M)
+
+
+def test_progress_on_stderr_is_neutral_and_wide_peer_lines_keep_their_gutter(
+    kernel, peer, terminal, ipymirror_argv
+):
+    bob = peer(kernel, "bob")
+    watch = piped_watch(kernel)  # piped: no colour, so stderr is told by its gutter ┆
+    term = terminal(ipymirror_argv("watch", "--existing", kernel.connection_file), cols=40)
+    term.wait_for(status_row)
+    try:
+        warm_up(watch, bob)
+        bob.run(
+            "import sys, time\n"
+            "for i in range(0, 101, 25):\n"
+            "    sys.stderr.write(f'\\r{i:3d}%|' + '#' * (i // 10)); sys.stderr.flush()\n"
+            "    time.sleep(0.05)\n"
+            "sys.stderr.write('\\n'); sys.stderr.write('a real warning\\n')\n"
+            "print('x' * 100)"
+        )
+        watch.wait_for("x" * 20)
+        term.wait_for("xxxxx\n", timeout=20)
+        assert "│ 100%|##########\n" in watch.stdout  # the bar, neutral
+        assert "┆ a real warning\n" in watch.stdout  # real stderr, marked
+        rows = [row for row in term.display() if "x" * 10 in row]
+        assert [len(r) for r in rows] == [40, 40, 26], rows
+        assert all(row.startswith("│ ") for row in rows), rows
+    finally:
+        watch.close()

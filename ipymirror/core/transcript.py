@@ -224,7 +224,7 @@ class Transcript:
         count = cell.count if cell else None
         if not self._mine(peer):
             self._out.append(self.r.header(peer, count, cont=True) + "\n")
-        elif before is not None:  # after a peer's block, or a notice
+        elif before is not None and count is not None:  # after someone else's lines
             self._out.append(self.r.own_header(count) + "\n")
 
     def _commit_stream_text(self, peer: Peer, cell_id: str, text: str, stderr: bool) -> None:
