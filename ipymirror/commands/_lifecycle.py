@@ -40,16 +40,21 @@ def terminal_width(stream: Any) -> int:
 async def open_link(args: Namespace) -> KernelTransport:
     """Join ``--existing`` (or start a kernel) and set up the client identity."""
     username = args.name or default_username()
+    ip = getattr(args, "ip", "") or None
     if args.existing is not None or getattr(args, "join_only", False):
         path = resolve_connection_file(args.existing or None)
-        return KernelLink.join(path, username, ssh=args.ssh)
-    return await KernelLink.start(args.kernel, username)
+        sshkey = getattr(args, "sshkey", "") or None
+        return KernelLink.join(path, username, ssh=args.ssh, sshkey=sshkey, ip=ip)
+    return await KernelLink.start(args.kernel, username, ip=ip)
 
 
 def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") -> Mirror:
     """The pipeline every viewing frontend uses, drawing on ``stream``."""
     renderer = Renderer(
-        width=terminal_width(stream) - 2, color=use_color(args, stream), language=language
+        width=terminal_width(stream) - 2,
+        color=use_color(args, stream),
+        language=language,
+        light=getattr(args, "colors", "") == "LightBG",
     )
     return Mirror(renderer, TerminalWriter(stream, notice=renderer.notice), me=me)
 

@@ -83,5 +83,12 @@ class Presence:
                 self.running.clear()
             self.version += 1
 
+    def others_present(self) -> list[Peer]:
+        """Who else is here: the peers seen on this kernel, not you, not the kernel.
+
+        (A stand-in until the room's own query of who is present lands.)
+        """
+        return [p for p in self.peers.values() if p.session and p.session != self.me]
+
     def next_count(self) -> int:
         return self.execution_count + 1

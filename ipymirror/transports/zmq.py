@@ -83,7 +83,15 @@ class KernelLink:
 
     # -- construction ------------------------------------------------------
     @classmethod
-    def join(cls, connection_file: str, username: str, *, ssh: str | None = None) -> KernelLink:
+    def join(
+        cls,
+        connection_file: str,
+        username: str,
+        *,
+        ssh: str | None = None,
+        sshkey: str | None = None,
+        ip: str | None = None,
+    ) -> KernelLink:
         """A client for an existing kernel, from its connection file."""
         client = AsyncKernelClient(connection_file=connection_file)
         try:
@@ -98,20 +106,22 @@ class KernelLink:
             raise MirrorError(
                 f"malformed connection file {connection_file}: {exc}", ExitStatus.CONNECTION_FILE
             ) from None
+        if ip:
+            client.ip = ip  # jupyter console's --ip: the kernel's host, whatever the file says
         if ssh:
-            _tunnel(client, connection_file, ssh)
+            _tunnel(client, connection_file, ssh, sshkey)
         client.session.username = username
         return cls(client, where=connection_file)
 
     @classmethod
-    async def start(cls, kernel_name: str, username: str) -> KernelLink:
+    async def start(cls, kernel_name: str, username: str, *, ip: str | None = None) -> KernelLink:
         """Start a kernel of ``kernel_name`` whose connection file peers can join."""
         from jupyter_client.kernelspec import NoSuchKernel
         from jupyter_client.manager import AsyncKernelManager
 
         runtime = jupyter_runtime_dir()
         os.makedirs(runtime, exist_ok=True)
-        manager = AsyncKernelManager(kernel_name=kernel_name)
+        manager = AsyncKernelManager(kernel_name=kernel_name, **({"ip": ip} if ip else {}))
         manager.connection_file = os.path.join(runtime, f"kernel-{os.getpid()}-ipymirror.json")
         manager.shutdown_wait_time = 3.0
         # The kernel's own stdout/stderr would scribble over the prompt: keep it in a
@@ -119,7 +129,9 @@ class KernelLink:
         log_path = manager.connection_file[: -len(".json")] + ".log"
         log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
         try:
-            await manager.start_kernel(stdout=log, stderr=log)
+            # independent: its own session, and no parent poller, so that the kernel
+            # can outlive us when you leave it running for the others (Ctrl-D, "n").
+            await manager.start_kernel(stdout=log, stderr=log, independent=True)
         except NoSuchKernel:
             log.close()
             raise MirrorError(
@@ -372,14 +384,16 @@ class KernelLink:
                 yield batch
 
 
-def _tunnel(client: AsyncKernelClient, connection_file: str, server: str) -> None:
+def _tunnel(
+    client: AsyncKernelClient, connection_file: str, server: str, sshkey: str | None = None
+) -> None:
     """Forward the kernel's ports through ``ssh server`` like ``jupyter console --ssh``."""
     from jupyter_client import tunnel_to_kernel
 
     with open(connection_file) as f:
         info = json.load(f)
     try:
-        ports = tunnel_to_kernel(info, server)
+        ports = tunnel_to_kernel(info, server, sshkey)
     except Exception as exc:  # paramiko/pexpect failures vary
         raise MirrorError(f"ssh tunnel to {server} failed: {exc}", ExitStatus.UNREACHABLE) from None
     client.shell_port, client.iopub_port, client.stdin_port, client.hb_port, client.control_port = (

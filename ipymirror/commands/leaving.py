@@ -1,0 +1,55 @@
+"""Arriving and leaving a shared kernel: the banner, and never destroying it by accident.
+
+Rules: a kernel you joined is never shut down by your leaving (Ctrl-D, ``exit``,
+``quit``, the ``ask_exit`` payload of any kernel).  A kernel you started is shut
+down when you leave, except that, while others are present and confirm_exit is
+on, you are asked first, with the names of who would lose it; the default
+answer keeps it running and says how to rejoin.  ``exit(keep_kernel=True)``
+keeps it running without asking.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipymirror.core.render import Renderer
+from ipymirror.core.replies import AskExit, kernel_banner
+from ipymirror.transports.base import KernelTransport
+
+__all__ = ["banner_lines", "leave"]
+
+
+def banner_lines(link: KernelTransport, renderer: Renderer, *, whole: bool) -> list[str]:
+    """The kernel's banner: its first line, or all of it with ``--banner``."""
+    text = renderer.clean(kernel_banner(link.kernel_info)).strip("\n")
+    if not text.strip():
+        return []
+    lines = text.split("\n") if whole else [text.split("\n", 1)[0].rstrip()]
+    if not whole:
+        width = renderer.width
+        lines = [lines[0] if len(lines[0]) <= width else lines[0][: width - 1] + "…"]
+    return [line + "\n" for line in lines]
+
+
+async def leave(console: Any, link: KernelTransport, request: AskExit | None, options: Any) -> bool:
+    """Decide, asking if need be, whether leaving shuts the kernel down; True: shut it."""
+    mirror = console.mirror
+    rejoin = f"ipymirror --existing {link.where}"
+    if link.manager is None:
+        mirror.notice(f"left; the kernel keeps running (rejoin: {rejoin})")
+        return False
+    others = mirror.presence.others_present()
+    keep = request is not None and request.keepkernel
+    if not keep and others and getattr(options, "confirm_exit", True):
+        names = ", ".join(mirror.renderer.clean(p.label) for p in others)
+        try:
+            answer = await console.ask(
+                f"Shut down the kernel for everyone? {names} would lose it [y/N] "
+            )
+        except (EOFError, KeyboardInterrupt):
+            answer = ""
+        keep = answer.strip().lower() not in ("y", "yes")
+    if keep:
+        mirror.notice(f"the kernel keeps running for the others; rejoin with: {rejoin}")
+        return False
+    return True
