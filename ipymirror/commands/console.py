@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shlex
-import subprocess
 import sys
 from argparse import Namespace
 from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application import Application
-from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import DynamicLexer
 
 from ipymirror.commands._lifecycle import heartbeat, mirror_for_link, on_signals, open_link
+from ipymirror.commands.leaving import banner_lines, history_file, leave, simple_prompt_wanted
+from ipymirror.commands.pages import edit_file, show_page
 from ipymirror.commands.record import Recorder
 from ipymirror.core.events import Event, Peer, Status
 from ipymirror.core.presence import Running
@@ -47,12 +45,11 @@ from ipymirror.core.replies import (
     input_request,
     is_complete_reply,
 )
-from ipymirror.core.status import status_line
 from ipymirror.errors import ExitStatus
 from ipymirror.terminal import prompt as tp
 from ipymirror.terminal.mirror import Mirror
-from ipymirror.terminal.pager import Pager, page_external
-from ipymirror.terminal.widgets import STYLE, live_text, status_app
+from ipymirror.terminal.prompt_face import PromptFace
+from ipymirror.terminal.widgets import STYLE, status_app
 from ipymirror.transports.base import KernelTransport
 
 __all__ = ["Console", "run_console"]
@@ -97,16 +94,13 @@ class Console:
         self._next_input = ""  # set_next_input: the text of your next prompt
         self.exit_request: AskExit | None = None  # exit/quit typed
         self._lexer: Any = None  # built after the first prompt is drawn (see _warm_up)
-        self._message_key: Any = None
-        self._message_ansi = ANSI("")
-        self._toolbar_key = -1
-        self._toolbar_ansi = ANSI("")
+        self.face = PromptFace(mirror, me, lambda: self.session.app)
         self.reader = tp.LineReader() if simple else None
         python = link.language.lower().startswith(("python", "ipython"))
         self._python = python
         self.session: PromptSession[str] = PromptSession(
-            message=self._message,
-            bottom_toolbar=None if simple else self._toolbar,
+            message=self.face.message,
+            bottom_toolbar=None if simple else self.face.toolbar,
             multiline=True,
             key_bindings=self._bindings(),
             completer=tp.KernelCompleter(self._complete),
@@ -117,14 +111,14 @@ class Console:
             lexer=DynamicLexer(lambda: self._lexer),
             input_processors=tp.input_processors(),
             editing_mode=tp.editing_mode(_opt(self.options, "editing_mode", "emacs")),
-            prompt_continuation=self._continuation,
+            prompt_continuation=self.face.continuation,
             style=tp.prompt_style(STYLE, light=True),
             include_default_pygments_style=False,
-            **self._pt_io(),
+            **self.pt_io(),
         )
         self._busy_app = self._make_busy_app()
 
-    def _pt_io(self) -> dict[str, Any]:
+    def pt_io(self) -> dict[str, Any]:
         return {k: v for k, v in self._io.items() if v is not None}
 
     def _background(self, coro: Any) -> None:
@@ -132,53 +126,6 @@ class Console:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    # -- what the prompt shows ----------------------------------------------
-    def _live_text(self) -> str:
-        return live_text(self.mirror, self.session.app.output.get_size().rows)
-
-    def _in_prompt(self) -> str:
-        return self.mirror.renderer.paint("\x1b[32m", f"In [{self.mirror.presence.next_count()}]: ")
-
-    def _message(self) -> ANSI:
-        app = self.session.app
-        size = app.output.get_size()
-        self.mirror.renderer.width = max(20, size.columns - 2)  # rich layouts follow resizes
-        # prompt_toolkit hides the bottom toolbar while it does not know the rows
-        # below the cursor (a terminal that ignores cursor position reports): then
-        # the status line goes above the prompt instead.
-        below = not app.is_done and not app.renderer.height_is_known
-        waiting = self.mirror.writer.pending_bytes() > 0  # then live lines are not shown
-        key = (
-            self.mirror.transcript.version,
-            self.mirror.presence.version,
-            size,
-            app.is_done,
-            below,
-            waiting,
-        )
-        if key != self._message_key:  # redrawn every frame of a flood: parse ANSI only on change
-            if app.is_done:
-                text = self._in_prompt()
-            else:
-                status = self._status() + "\n" if below else ""
-                text = self._live_text() + status + self._in_prompt()
-            self._message_key, self._message_ansi = key, ANSI(text)
-        return self._message_ansi
-
-    def _continuation(self, width: int, line_number: int, wrap_count: int) -> ANSI:
-        return ANSI(self.mirror.renderer.paint("\x1b[32m", "...: ".rjust(width)))
-
-    def _status(self) -> str:
-        return status_line(self.mirror.presence, self.mirror.renderer, self.me)
-
-    def _toolbar(self) -> ANSI:
-        if self._toolbar_key != self.mirror.presence.version:
-            self._toolbar_key, self._toolbar_ansi = (
-                self.mirror.presence.version,
-                ANSI(self._status()),
-            )
-        return self._toolbar_ansi
 
     def _bindings(self) -> KeyBindings:
         kb = KeyBindings()
@@ -249,8 +196,8 @@ class Console:
         def _interrupt(event: Any) -> None:
             self._background(self.link.interrupt())
 
-        app = status_app(self._live_text, self._status, kb)
-        for key, value in self._pt_io().items():
+        app = status_app(self.face.live_text, self.face.status, kb)
+        for key, value in self.pt_io().items():
             setattr(app, key, value)
         return app
 
@@ -318,7 +265,7 @@ class Console:
         """One line from you (input(), getpass, a question of ours)."""
         if self.reader is not None:
             return await self.reader.readline(prompt)
-        reader: PromptSession[str] = PromptSession(**self._pt_io())
+        reader: PromptSession[str] = PromptSession(**self.pt_io())
         self.mirror.writer.app = reader.app
         try:
             return await reader.prompt_async(prompt, is_password=password)
@@ -328,57 +275,13 @@ class Console:
     # -- payloads of your own replies --------------------------------------------
     async def _payload(self, payload: Any) -> None:
         if isinstance(payload, Page):
-            await self.show_page(payload.text, payload.start)
+            await show_page(self, payload.text, payload.start)
         elif isinstance(payload, SetNextInput):
             self._next_input = payload.text
         elif isinstance(payload, AskExit):
             self.exit_request = payload
         elif isinstance(payload, EditMagic):
-            await self._edit(payload)
-
-    def _rows(self) -> int:
-        try:
-            return int(self.session.app.output.get_size().rows)
-        except Exception:  # no terminal
-            return 24
-
-    async def show_page(self, text: str, start: int = 0) -> None:
-        """Help text: inline when it fits the screen, else in the pager."""
-        clean = self.mirror.renderer.clean(text).rstrip("\n")
-        lines = clean.split("\n")
-        if self.simple or len(lines) <= self._rows() - 4:
-            self.mirror.writer.push([line + "\n" for line in lines])
-            self.mirror.writer.flush_now()
-            return
-        self.mirror.writer.hold()
-        try:
-            command = _opt(self.options, "pager", "")
-            if not (command and await page_external(command, clean + "\n")):
-                await Pager(clean, start=start, **self._pt_io()).run()
-        finally:
-            self.mirror.writer.release()
-
-    async def _edit(self, edit: EditMagic) -> None:
-        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
-        where = f"{edit.filename}" + (f" at line {edit.line_number}" if edit.line_number else "")
-        if not editor or self.simple:
-            self.mirror.notice(f"%edit is not supported without $EDITOR: edit {where} yourself")
-            return
-        argv = [*shlex.split(editor), *([f"+{edit.line_number}"] if edit.line_number else [])]
-        self.mirror.writer.hold()
-        try:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, lambda: subprocess.run([*argv, edit.filename]))
-        except OSError as exc:
-            self.mirror.notice(f"could not run {editor}: {exc}")
-            return
-        finally:
-            self.mirror.writer.release()
-        try:
-            with open(edit.filename, encoding="utf-8") as f:
-                self._next_input = f.read().rstrip("\n")  # yours to run with Enter
-        except (OSError, UnicodeDecodeError) as exc:
-            self.mirror.notice(f"cannot read {edit.filename}: {exc}")
+            self._next_input = await edit_file(self, payload) or self._next_input
 
     # -- the main loop ----------------------------------------------------------
     def _warm_up(self) -> None:
@@ -414,21 +317,11 @@ class Console:
 
     async def _read_simple(self, default: str) -> str:
         assert self.reader is not None
-        if default:  # no editing here: show the text, Enter runs it as it is
+        if default:  # no editing here: the text is shown, an empty line runs it as it is
             self.mirror.writer.push([f"{default}\n"])
             self.mirror.writer.flush_now()
-        lines = [await self.reader.readline(f"In [{self.mirror.presence.next_count()}]: ")]
-        if not lines[0] and default:
-            return default
-        while lines[-1].strip():
-            status, _ = await self._is_complete("\n".join(lines))
-            if status != "incomplete":
-                break
-            try:
-                lines.append(await self.reader.readline("...: "))
-            except EOFError:
-                break
-        return "\n".join(lines)
+        prompt = f"In [{self.mirror.presence.next_count()}]: "
+        return await self.reader.read_cell(prompt, self._is_complete) or default
 
     async def run(self) -> AskExit | None:
         """Prompt and run cells until you leave; what ``exit`` asked, if it was that."""
@@ -464,16 +357,7 @@ async def _first(*aws: Any) -> Any:
             task.cancel()
 
 
-def simple_prompt_wanted(options: Any) -> bool:
-    """``--simple-prompt``, or automatically on a dumb terminal or with stdin not a tty."""
-    chosen = getattr(options, "simple_prompt", None)
-    if chosen is not None:
-        return bool(chosen)
-    return os.environ.get("TERM") == "dumb" or not sys.stdin.isatty()
-
-
 async def run_console(args: Namespace) -> ExitStatus:
-    from ipymirror.commands.leaving import banner_lines, leave
 
     simple = simple_prompt_wanted(args)
     if simple:
@@ -488,7 +372,7 @@ async def run_console(args: Namespace) -> ExitStatus:
         await link.connect(args.timeout)
         mirror = mirror_for_link(link, args, sys.stdout)
         me = Peer(link.session_id, link.username)
-        console = Console(link, mirror, me, _history_file(link), args, simple=simple)
+        console = Console(link, mirror, me, history_file(link), args, simple=simple)
         mirror.pipeline.listeners.append(console.on_event)
         if getattr(args, "record", None):
             recorder = Recorder.for_link(args.record, link, on_error=mirror.notice)
@@ -522,9 +406,3 @@ async def run_console(args: Namespace) -> ExitStatus:
         if recorder is not None:
             recorder.close()
         await link.close(shutdown=shutdown)
-
-
-def _history_file(link: KernelTransport) -> str:
-    from jupyter_core.paths import jupyter_data_dir
-
-    return tp.history_path(jupyter_data_dir(), link.language or link.kernel_name)

@@ -1,4 +1,5 @@
-"""Arriving and leaving a shared kernel: the banner, and never destroying it by accident.
+"""Arriving at and leaving a shared kernel: banner, prompt kind, history; never
+destroying the kernel by accident.
 
 Rules: a kernel you joined is never shut down by your leaving (Ctrl-D, ``exit``,
 ``quit``, the ``ask_exit`` payload of any kernel).  A kernel you started is shut
@@ -10,13 +11,16 @@ keeps it running without asking.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from ipymirror.core.render import Renderer
 from ipymirror.core.replies import AskExit, kernel_banner
+from ipymirror.terminal.prompt import history_path
 from ipymirror.transports.base import KernelTransport
 
-__all__ = ["banner_lines", "leave"]
+__all__ = ["banner_lines", "history_file", "leave", "simple_prompt_wanted"]
 
 
 def banner_lines(link: KernelTransport, renderer: Renderer, *, whole: bool) -> list[str]:
@@ -53,3 +57,17 @@ async def leave(console: Any, link: KernelTransport, request: AskExit | None, op
         mirror.notice(f"the kernel keeps running for the others; rejoin with: {rejoin}")
         return False
     return True
+
+
+def simple_prompt_wanted(options: Any) -> bool:
+    """``--simple-prompt``, or automatically on a dumb terminal or with stdin not a tty."""
+    chosen = getattr(options, "simple_prompt", None)
+    if chosen is not None:
+        return bool(chosen)
+    return os.environ.get("TERM") == "dumb" or not sys.stdin.isatty()
+
+
+def history_file(link: KernelTransport) -> str:
+    from jupyter_core.paths import jupyter_data_dir
+
+    return history_path(jupyter_data_dir(), link.language or link.kernel_name)

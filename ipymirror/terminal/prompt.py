@@ -210,3 +210,18 @@ class LineReader:
             self._lines.put_nowait(None)  # stays at EOF
             raise EOFError
         return line.rstrip("\n").rstrip("\r")
+
+    async def read_cell(
+        self, prompt: str, is_complete: Callable[[str], Awaitable[tuple[str, str]]]
+    ) -> str:
+        """Lines until the kernel says the cell is complete (``...:`` for the next)."""
+        lines = [await self.readline(prompt)]
+        while lines[-1].strip():
+            status, _ = await is_complete("\n".join(lines))
+            if status != "incomplete":
+                break
+            try:
+                lines.append(await self.readline("...: "))
+            except EOFError:
+                break
+        return "\n".join(lines)
