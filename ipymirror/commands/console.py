@@ -24,6 +24,8 @@ from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application import Application
+from prompt_toolkit.enums import DEFAULT_BUFFER
+from prompt_toolkit.filters import has_focus
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import DynamicLexer
 
@@ -129,8 +131,9 @@ class Console:
 
     def _bindings(self) -> KeyBindings:
         kb = KeyBindings()
+        mine = has_focus(DEFAULT_BUFFER)  # not while Ctrl-R's search field has the keys
 
-        @kb.add("enter")
+        @kb.add("enter", filter=mine)
         def _enter(event: Any) -> None:
             buf = event.current_buffer
             if buf.complete_state is not None and buf.complete_state.current_completion:
@@ -140,7 +143,8 @@ class Console:
             if self.dead.is_set() and doc.text.strip():
                 self.mirror.notice("the kernel is not answering: nothing sent, your input is kept")
                 return
-            if doc.text.strip() and not doc.is_cursor_at_the_end:
+            last = doc.line_count - doc.empty_line_count_at_the_end()
+            if doc.text.strip() and doc.cursor_position_row < last - 1:  # IPython's rule
                 buf.insert_text("\n" + tp.newline_indent(doc.text_before_cursor, self._python))
                 return
             if not doc.text.strip() or doc.text.endswith("\n"):
@@ -148,8 +152,8 @@ class Console:
                 return
             self._background(self._submit_if_complete(buf))
 
-        @kb.add("escape", "enter")
-        @kb.add("c-j")
+        @kb.add("escape", "enter", filter=mine)
+        @kb.add("c-j", filter=mine)
         def _newline(event: Any) -> None:
             buf = event.current_buffer
             buf.insert_text("\n" + tp.newline_indent(buf.document.text_before_cursor, self._python))
@@ -196,10 +200,7 @@ class Console:
         def _interrupt(event: Any) -> None:
             self._background(self.link.interrupt())
 
-        app = status_app(self.face.live_text, self.face.status, kb)
-        for key, value in self.pt_io().items():
-            setattr(app, key, value)
-        return app
+        return status_app(self.face.live_text, self.face.status, kb, **self.pt_io())
 
     def on_event(self, ev: Event) -> None:
         """Pipeline listener: the idle of one of your cells ends its busy phase."""
