@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from prompt_toolkit.input import create_pipe_input
@@ -34,7 +34,7 @@ class FakeLink:
     language = "python"
     kernel_name = "python3"
     where = "/run/kernel-1.json"
-    kernel_info = {"banner": "Python 3.11 (fake)\nIPython 9"}
+    kernel_info: ClassVar[dict[str, str]] = {"banner": "Python 3.11 (fake)\nIPython 9"}
 
     def __init__(self, manager: Any = None, complete_delay: float = 0.0) -> None:
         self.manager = manager
@@ -73,7 +73,9 @@ class FakeLink:
         msg_id = self._id()
         lines = code.split("\n")  # like ipykernel: a block ends with a blank line
         incomplete = any(x.rstrip().endswith(":") for x in lines) and bool(lines[-1].strip())
-        content = {"status": "incomplete", "indent": "    "} if incomplete else {"status": "complete"}
+        content = (
+            {"status": "incomplete", "indent": "    "} if incomplete else {"status": "complete"}
+        )
         self._future(msg_id).set_result({"content": content})
         return msg_id
 
@@ -154,7 +156,11 @@ def test_set_next_input_lands_in_the_next_prompt(pipe):
     async def main() -> None:
         link = FakeLink()
         link.payloads["%load snip.py"] = [
-            {"source": "set_next_input", "text": "# %load snip.py\nprint('loaded')\n", "replace": False}
+            {
+                "source": "set_next_input",
+                "text": "# %load snip.py\nprint('loaded')\n",
+                "replace": False,
+            }
         ]
         console, _ = make_console(link, pipe)
         task = asyncio.ensure_future(console.run())
@@ -298,7 +304,9 @@ def test_vi_mode(pipe):
         await until(lambda: app.vi_state.input_mode == InputMode.NAVIGATION)
         pipe.send_text("0xxxixyz\x1b")  # to the start, delete 3, insert
         buf = console.session.default_buffer
-        await until(lambda: buf.text == "xyz = 1" and app.vi_state.input_mode == InputMode.NAVIGATION)
+        await until(
+            lambda: buf.text == "xyz = 1" and app.vi_state.input_mode == InputMode.NAVIGATION
+        )
         pipe.send_text("\r")
         await executed(link, 1)
         pipe.send_text("\x04")

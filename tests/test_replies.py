@@ -30,7 +30,11 @@ def reply(**content):
 # What ipykernel 6/7 sends for len?, %load, exit(), exit(keep_kernel=True), %edit.
 PAYLOADS = [
     (
-        {"source": "page", "data": {"text/plain": "\x1b[31mSignature:\x1b[39m len(obj, /)"}, "start": 0},
+        {
+            "source": "page",
+            "data": {"text/plain": "\x1b[31mSignature:\x1b[39m len(obj, /)"},
+            "start": 0,
+        },
         Page("\x1b[31mSignature:\x1b[39m len(obj, /)", 0),
     ),
     ({"source": "set_next_input", "text": "x = 1", "replace": False}, SetNextInput("x = 1", False)),
