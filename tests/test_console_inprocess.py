@@ -194,15 +194,35 @@ def test_short_page_is_inline_sanitised_with_colours_off(pipe):
 
 
 @pytest.mark.parametrize("keep", [False, True])
-def test_ask_exit_leaves_the_console(pipe, keep):
+def test_ask_exit_payload_leaves_the_console(pipe, keep):
     async def main() -> None:
         link = FakeLink()
-        link.payloads["exit()"] = [{"source": "ask_exit", "keepkernel": keep}]
+        code = "get_ipython().ask_exit()"
+        link.payloads[code] = [{"source": "ask_exit", "keepkernel": keep}]
         console, _ = make_console(link, pipe)
         task = asyncio.ensure_future(console.run())
-        pipe.send_text("exit()\r")
+        pipe.send_text(code + "\r")
         assert await task == AskExit(keep)
-        assert link.executed == ["exit()"]
+        assert link.executed == [code]
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("typed", "keep"),
+    [("exit", False), ("exit()", False), ("quit", False), (" quit() ", False),
+     ("%exit", False), ("exit(keep_kernel=True)", True), ("quit -k", True)],
+)  # fmt: skip
+def test_exit_and_quit_are_never_sent(pipe, typed, keep):
+    """ipykernel stops itself on exit(): sent, it would end the kernel for everyone."""
+
+    async def main() -> None:
+        link = FakeLink()
+        console, _ = make_console(link, pipe)
+        task = asyncio.ensure_future(console.run())
+        pipe.send_text(typed + "\r")
+        assert await task == AskExit(keep)
+        assert link.executed == []
 
     run(main())
 

@@ -30,7 +30,13 @@ from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import DynamicLexer
 
 from ipymirror.commands._lifecycle import heartbeat, mirror_for_link, on_signals, open_link
-from ipymirror.commands.leaving import banner_lines, history_file, leave, simple_prompt_wanted
+from ipymirror.commands.leaving import (
+    banner_lines,
+    history_file,
+    leave,
+    leave_words,
+    simple_prompt_wanted,
+)
 from ipymirror.commands.pages import edit_file, show_page
 from ipymirror.commands.record import Recorder
 from ipymirror.core.events import Event, Peer, Status
@@ -86,6 +92,11 @@ class Console:
         self.me = me
         self.options = options if options is not None else Namespace()
         self.simple = simple
+        if simple and pt_output is None:  # nothing of prompt_toolkit may reach the terminal
+            from prompt_toolkit.input import DummyInput
+            from prompt_toolkit.output import DummyOutput
+
+            pt_input, pt_output = DummyInput(), DummyOutput()
         self._io = {"input": pt_input, "output": pt_output}
         self._stdin_requests: asyncio.Queue[InputRequest] = asyncio.Queue()
         link.on_stdin = lambda msg: self._stdin_requests.put_nowait(input_request(msg))
@@ -335,7 +346,10 @@ class Console:
                 continue
             except EOFError:
                 return None
-            if code.strip():
+            leaving = leave_words(code)
+            if leaving is not None:  # never sent: ipykernel (and R, bash) would end itself
+                self.exit_request = leaving
+            elif code.strip():
                 await self.execute(code)
             if self.exit_request is not None:
                 return self.exit_request

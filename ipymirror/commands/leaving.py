@@ -2,7 +2,8 @@
 destroying the kernel by accident.
 
 Rules: a kernel you joined is never shut down by your leaving (Ctrl-D, ``exit``,
-``quit``, the ``ask_exit`` payload of any kernel).  A kernel you started is shut
+``quit`` -- which are never sent to the kernel -- or the ``ask_exit`` payload of
+any kernel).  A kernel you started is shut
 down when you leave, except that, while others are present and confirm_exit is
 on, you are asked first, with the names of who would lose it; the default
 answer keeps it running and says how to rejoin.  ``exit(keep_kernel=True)``
@@ -20,7 +21,29 @@ from ipymirror.core.replies import AskExit, kernel_banner
 from ipymirror.terminal.prompt import history_path
 from ipymirror.transports.base import KernelTransport
 
-__all__ = ["banner_lines", "history_file", "leave", "simple_prompt_wanted"]
+__all__ = ["banner_lines", "history_file", "leave", "leave_words", "simple_prompt_wanted"]
+
+#: What you type to leave.  Handled here, never sent: ipykernel stops its own event
+#: loop on ``exit()`` (and R's ``quit()``, bash's ``exit`` end those kernels), which
+#: would end the kernel for everyone else on it.
+LEAVE = {
+    "exit": False,
+    "exit()": False,
+    "quit": False,
+    "quit()": False,
+    "%exit": False,
+    "%quit": False,
+    "exit(keep_kernel=True)": True,
+    "quit(keep_kernel=True)": True,
+    "exit -k": True,
+    "quit -k": True,
+}
+
+
+def leave_words(code: str) -> AskExit | None:
+    """``exit``, ``quit()``…: the request to leave they make (keepkernel for ``-k``)."""
+    keep = LEAVE.get(" ".join(code.split()))
+    return None if keep is None else AskExit(keep)
 
 
 def banner_lines(link: KernelTransport, renderer: Renderer, *, whole: bool) -> list[str]:

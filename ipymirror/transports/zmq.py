@@ -209,6 +209,10 @@ class KernelLink:
         if shutdown and self.manager is not None:
             with contextlib.suppress(Exception):
                 await self.manager.shutdown_kernel()
+        elif self.manager is not None:
+            # Left running for the others: its connection file is how they (and
+            # you) rejoin, so the manager must not remove it when it is collected.
+            self.manager._connection_file_written = False
         self.client.stop_channels()
         if self._log is not None:
             self._log.close()
