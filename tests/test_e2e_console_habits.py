@@ -264,15 +264,15 @@ def test_completion_menu_shows_types(kernel, terminal, ipymirror_argv):
     term.wait_for(re.compile(r"(clear|copy) .*(function|method)"), timeout=60)
 
 
-def test_kernel_repr_of_prompt_code_is_highlighted(kernel, terminal, ipymirror_argv):
+def test_your_code_is_highlighted_as_you_type(kernel, terminal, ipymirror_argv):
     term = open_console(terminal, ipymirror_argv, kernel)
     start = len(term.raw)
     term.send("import os")
-    term.wait_for(lambda t: t.cursor_line().endswith("import os"))
-    typed = bytes(term.raw[start:])
-    assert re.search(rb"\x1b\[[0-9;]*3[0-7]m(\x1b\[[0-9;]*m)*import", typed), (
-        typed
-    )  # keyword colour
+    keyword = re.compile(rb"\x1b\[[0-9;]*3[0-7]m(\x1b\[[0-9;]*m)*import")  # a colour, then it
+    term.wait_for(lambda t: keyword.search(bytes(t.raw[start:])) is not None)
+    term.send(" (")  # and brackets match: the cursor's and its partner get a style
+    term.send("\x1b[D")
+    term.wait_for(lambda t: t.cursor_line().endswith("import os ("))
 
 
 @pytest.mark.parametrize("flag", ["--simple-prompt"])

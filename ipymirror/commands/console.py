@@ -27,7 +27,6 @@ from prompt_toolkit.application import Application
 from prompt_toolkit.enums import DEFAULT_BUFFER
 from prompt_toolkit.filters import has_focus
 from prompt_toolkit.key_binding import KeyBindings
-from prompt_toolkit.lexers import DynamicLexer
 
 from ipymirror.commands._lifecycle import heartbeat, mirror_for_link, on_signals, open_link
 from ipymirror.commands.leaving import (
@@ -106,7 +105,6 @@ class Console:
         self._typeahead: list[Any] = []  # KeyPresses typed while your cell ran
         self._next_input = ""  # set_next_input: the text of your next prompt
         self.exit_request: AskExit | None = None  # exit/quit typed
-        self._lexer: Any = None  # built after the first prompt is drawn (see _warm_up)
         self.face = PromptFace(mirror, me, lambda: self.session.app)
         self.reader = tp.LineReader() if simple else None
         python = link.language.lower().startswith(("python", "ipython"))
@@ -121,7 +119,6 @@ class Console:
             enable_history_search=True,
             auto_suggest=tp.auto_suggest(_opt(self.options, "auto_suggest", True)),
             history=tp.history_for(history),
-            lexer=DynamicLexer(lambda: self._lexer),
             input_processors=tp.input_processors(),
             editing_mode=tp.editing_mode(_opt(self.options, "editing_mode", "emacs")),
             prompt_continuation=self.face.continuation,
@@ -299,7 +296,9 @@ class Console:
     def _warm_up(self) -> None:
         """Compile the highlighter after start-up (pygments needs ~60 ms for Python),
         and let the kernel load its completer before your first Tab needs it."""
-        self._lexer = tp.prompt_lexer(self.link.language)
+        # Set on the session itself: its own DynamicLexer then sees a new lexer and
+        # re-lexes what was typed before (one nested DynamicLexer would hide it).
+        self.session.lexer = tp.prompt_lexer(self.link.language)
         self.mirror.renderer.code("x = 1")
         self.session.app.invalidate()
         self._background(self._quiet_complete())
