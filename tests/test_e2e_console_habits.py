@@ -20,6 +20,7 @@ from test_e2e_console import (
     at_prompt,
     env_for,
     open_console,
+    settle,
     tag,
     type_and_run,
 )
@@ -294,3 +295,61 @@ def test_dumb_terminal_gets_the_simple_prompt(kernel, terminal, ipymirror_argv):
     term.send("print(2 + 2)" + ENTER)
     term.wait_for("4\nIn [2]:")
     assert b"\x1b[" not in bytes(term.raw)
+
+
+def test_edit_magic_opens_the_editor_then_fills_the_prompt(
+    kernel, terminal, ipymirror_argv, tmp_path
+):
+    editor = tmp_path / "editor.sh"
+    editor.write_text(
+        '#!/bin/sh\nfor f; do :; done\nprintf "edited = 5\\nprint(edited * 2)\\n" > "$f"\n'
+    )
+    editor.chmod(0o755)
+    target = tmp_path / "target.py"
+    target.write_text("")
+    env = env_for()
+    env.update(EDITOR=str(editor), VISUAL="")
+    term = terminal(ipymirror_argv("--existing", kernel.connection_file), env=env)
+    term.wait_for(at_prompt)
+    term.send(f"%edit {target}" + ENTER)
+    term.wait_for(lambda t: any(r.endswith("...: print(edited * 2)") for r in t.display()))
+    term.send(ENTER)
+    term.wait_for("10\n")
+    assert target.read_text().startswith("edited = 5")
+
+
+def test_edit_magic_without_an_editor_says_so(kernel, terminal, ipymirror_argv, tmp_path):
+    env = env_for()
+    env.pop("EDITOR", None)
+    env.pop("VISUAL", None)
+    term = terminal(ipymirror_argv("--existing", kernel.connection_file), env=env)
+    term.wait_for(at_prompt)
+    target = tmp_path / "t.py"
+    term.send(f"%edit {target}" + ENTER)
+    term.wait_for(re.compile(r"%edit needs \$EDITOR here \(not supported without\)"))
+
+
+def test_a_peers_help_page_is_not_shown_to_you(kernel, peer, terminal, ipymirror_argv):
+    alice = peer(kernel, "alice")
+    term = open_console(terminal, ipymirror_argv, kernel)
+    alice.run("len?")
+    settle(term, alice)
+    assert "Signature" not in term.text()
+
+
+def test_dash_f_joins_like_existing(kernel, terminal, ipymirror_argv):
+    term = terminal(ipymirror_argv("-f", kernel.connection_file, "--name", "eff"), env=env_for())
+    term.wait_for(re.compile(r"you: eff·[0-9a-f]{4}"))
+    type_and_run(term, "40 + 2", re.compile(r"Out\[\d+\]: 42"))
+
+
+def test_log_level_reports_the_config_files(jupyter_dirs, tmp_path):
+    from test_cli_errors import run_cli
+
+    (jupyter_dirs["config"] / "jupyter_mirror_config.py").write_text("c.Mirror.timeout = 1.0\n")
+    proc = run_cli("--log-level", "INFO", "--existing", str(tmp_path / "missing.json"))
+    assert re.search(
+        r"\[ipymirror\] INFO loaded config file .*jupyter_mirror_config\.py", proc.stderr
+    )
+    quiet = run_cli("--existing", str(tmp_path / "missing.json"))
+    assert "loaded config file" not in quiet.stderr
