@@ -6,6 +6,7 @@ tests/test_console_inprocess.py / tests/test_console_config.py.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import threading
@@ -24,6 +25,8 @@ from test_e2e_console import (
     tag,
     type_and_run,
 )
+
+from ipymirror.errors import ExitStatus
 
 UP = "\x1b[A"
 
@@ -353,3 +356,47 @@ def test_log_level_reports_the_config_files(jupyter_dirs, tmp_path):
     )
     quiet = run_cli("--existing", str(tmp_path / "missing.json"))
     assert "loaded config file" not in quiet.stderr
+
+
+def test_pager_option_runs_the_command(kernel, terminal, ipymirror_argv, tmp_path):
+    paged = tmp_path / "paged.txt"
+    argv = ipymirror_argv("--existing", kernel.connection_file, "--pager", f"tee {paged}")
+    term = terminal(argv, env=env_for())
+    term.wait_for(at_prompt)
+    term.send("%magic" + ENTER)
+    term.wait_for(lambda t: at_empty_prompt(t) and paged.exists() and paged.stat().st_size > 0)
+    assert "IPython's 'magic' functions" in paged.read_text()
+
+
+def test_ip_is_where_a_started_kernel_listens(jupyter_dirs, terminal, ipymirror_argv):
+    from test_cli_errors import one_error_line, run_cli
+
+    # jupyter_client starts kernels on local interfaces only: it says so, naming the address.
+    msg = one_error_line(run_cli("--ip", "127.0.0.2"), ExitStatus.KERNELSPEC)
+    assert "127.0.0.2" in msg
+    term = terminal(ipymirror_argv("--ip", "127.0.0.1", "--name", "host"), cols=400, env=env_for())
+    text = term.wait_for(re.compile(r"ipymirror --existing (\S+)"), timeout=30)
+    path = Path(re.search(r"ipymirror --existing (\S+)", text).group(1))
+    assert json.loads(path.read_text())["ip"] == "127.0.0.1"
+    type_and_run(term, "6 * 7", re.compile(r"Out\[\d+\]: 42"))
+    term.ctrl("d")
+    assert term.wait_exit(timeout=20) == 0
+
+
+def test_ssh_and_sshkey_reach_the_tunnel(kernel, monkeypatch):
+    """--ssh/--sshkey go to jupyter_client's tunnel_to_kernel, as jupyter console's do
+    (no ssh server here: the tunnel itself is jupyter_client's, and stubbed)."""
+    import jupyter_client
+
+    from ipymirror.transports.zmq import KernelLink
+
+    calls = []
+
+    def tunnel(info, server, sshkey=None):
+        calls.append((info["shell_port"], server, sshkey))
+        return (1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(jupyter_client, "tunnel_to_kernel", tunnel)
+    link = KernelLink.join(kernel.connection_file, "me", ssh="gw.example", sshkey="/k/id")
+    assert calls == [(kernel.shell_port, "gw.example", "/k/id")]
+    assert (link.client.ip, link.client.shell_port) == ("127.0.0.1", 1)
