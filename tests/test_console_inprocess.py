@@ -386,3 +386,25 @@ def test_leaving(manager, others, request_, answer, confirm, shutdown, asked):
         assert "bob·b0b0 would lose it" in console.questions[0]
     if not shutdown:
         assert "ipymirror --existing /run/kernel-1.json" in console.out.getvalue()
+
+
+def test_ctrl_j_and_alt_enter_open_a_new_line(pipe):
+    async def main() -> None:
+        link = FakeLink()
+        console, _ = make_console(link, pipe)
+        task = asyncio.ensure_future(console.run())
+        await until(lambda: prompting(console))
+        buf = console.session.default_buffer
+        pipe.send_text("a = 1\n")  # Ctrl-J: a new line, even though the cell is complete
+        await until(lambda: buf.text == "a = 1\n")
+        pipe.send_text("if a:\x1b\r")  # Alt-Enter, after ":" indented
+        await until(lambda: buf.text == "a = 1\nif a:\n    ")
+        pipe.send_text("b = 2\r")
+        await until(lambda: buf.text.endswith("b = 2\n    "))
+        pipe.send_text("\r")
+        await executed(link, 1)
+        assert link.executed == ["a = 1\nif a:\n    b = 2\n    "]
+        pipe.send_text("\x04")
+        await task
+
+    run(main())
