@@ -28,7 +28,13 @@ from prompt_toolkit.enums import DEFAULT_BUFFER
 from prompt_toolkit.filters import has_focus
 from prompt_toolkit.key_binding import KeyBindings
 
-from ipymirror.commands._lifecycle import heartbeat, mirror_for_link, on_signals, open_link
+from ipymirror.commands._lifecycle import (
+    background,
+    connected,
+    heartbeat,
+    mirror_for_link,
+    until_stopped,
+)
 from ipymirror.commands.leaving import (
     banner_lines,
     history_file,
@@ -37,7 +43,7 @@ from ipymirror.commands.leaving import (
     simple_prompt_wanted,
 )
 from ipymirror.commands.pages import edit_file, show_page
-from ipymirror.commands.record import Recorder
+from ipymirror.commands.record import Recorder, check_target
 from ipymirror.core.events import Event, Peer, Status
 from ipymirror.core.presence import Running
 from ipymirror.core.replies import (
@@ -372,51 +378,49 @@ async def _first(*aws: Any) -> Any:
 
 
 async def run_console(args: Namespace) -> ExitStatus:
-
-    simple = simple_prompt_wanted(args)
-    if simple:
+    """The console: your prompt on the kernel, everyone's cells above it."""
+    recording = getattr(args, "record", None)
+    if recording:
+        check_target(recording)  # refused before connecting, not after
+    if simple_prompt_wanted(args):
+        args.simple_prompt = True
         args.no_color = True  # a plain line reader: no escape sequences at all
-    link = await open_link(args)
-    tasks: list[asyncio.Task[Any]] = []
-    recorder = None
-    shutdown = link.manager is not None
-    if getattr(args, "record", None):
-        link.lossless()  # a recording must not lose what a slow moment would drop
-    try:
-        await link.connect(args.timeout)
-        mirror = mirror_for_link(link, args, sys.stdout)
-        me = Peer(link.session_id, link.username)
-        console = Console(link, mirror, me, history_file(link), args, simple=simple)
-        mirror.pipeline.listeners.append(console.on_event)
-        if getattr(args, "record", None):
-            recorder = Recorder.for_link(args.record, link, on_error=mirror.notice)
-            mirror.pipeline.sinks.append(recorder.write)
-            mirror.notice(f"recording to {args.record}")
-        mirror.writer.push(banner_lines(link, mirror.renderer, whole=bool(args.banner)))
-        if link.manager is not None:
-            mirror.notice(
-                f"started a {link.description}; peers join with: "
-                f"ipymirror --existing {link.where}  (jupyter console --existing works too)"
-            )
-        else:
-            mirror.notice(f"joined the {link.description} of {link.where} as {me.label}")
-        tasks.append(asyncio.ensure_future(mirror.run(link.iopub_batches())))
-        tasks.append(asyncio.ensure_future(heartbeat(link, mirror, console.dead)))
-        ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        on_signals(asyncio.get_running_loop(), ended)
+    async with connected(args) as link:
+        recorder = Recorder.for_link(recording, link) if recording else None
+        try:
+            return await _console(link, args, recorder)
+        finally:
+            if recorder is not None:
+                recorder.close()
+
+
+async def _console(link: KernelTransport, args: Namespace, recorder: Recorder | None) -> ExitStatus:
+    mirror = mirror_for_link(link, args, sys.stdout)
+    me = Peer(link.session_id, link.username)
+    console = Console(link, mirror, me, history_file(link), args, simple=bool(args.simple_prompt))
+    mirror.pipeline.listeners.append(console.on_event)
+    if recorder is not None:
+        recorder.on_error = recorder.on_warning = mirror.notice
+        mirror.pipeline.sinks.append(recorder.write)
+        mirror.notice(f"recording to {args.record}")
+    mirror.writer.push(banner_lines(link, mirror.renderer, whole=bool(getattr(args, "banner", 0))))
+    if link.manager is not None:
+        mirror.notice(
+            f"started a {link.description}; peers join with: "
+            f"ipymirror --existing {link.where}  (jupyter console --existing works too)"
+        )
+    else:
+        mirror.notice(f"joined the {link.description} of {link.where} as {me.label}")
+    async with background(mirror.run(link.iopub_batches()), heartbeat(link, mirror, console.dead)):
         run = asyncio.ensure_future(console.run())
-        await asyncio.wait([run, ended], return_when=asyncio.FIRST_COMPLETED)
-        if run.done() and not run.cancelled() and run.exception() is None:
-            shutdown = await leave(console, link, run.result(), args)
-        else:
-            run.cancel()
-        if link.bad_signatures:
-            mirror.notice(f"{link.bad_signatures} messages failed the signature check in all")
-        mirror.writer.flush_now()
-        return ExitStatus.OK
-    finally:
-        for task in tasks:
-            task.cancel()
-        if recorder is not None:
-            recorder.close()
-        await link.close(shutdown=shutdown)
+        await until_stopped(run, sigint=False)
+        if (
+            run.done()
+            and not run.cancelled()
+            and not await leave(console, link, run.result(), args)
+        ):
+            link.keep_running()  # others use it: close() leaves it running
+    if link.bad_signatures:
+        mirror.notice(f"{link.bad_signatures} messages failed the signature check in all")
+    mirror.writer.flush_now()
+    return ExitStatus.OK

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from test_cli_errors import run_cli
-from test_recording_support import write_recording
+from recording_support import write_recording
 
 from ipymirror.cli import parse
 from ipymirror.core.events import Peer

@@ -1,7 +1,7 @@
 """End to end: the console as jupyter console / IPython users use it, on a real
 ipykernel in a real pty (pyte), one test per habit.  See docs/guide.md,
 "Coming from jupyter console": every row of that table is checked here or in
-tests/test_console_inprocess.py / tests/test_console_config.py.
+tests/test_console_prompt.py / tests/test_console_config.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from terminal import ENTER, _descendants, _wait_pids
-from test_e2e_console import (
+from test_console import (
     _client,
     _run,
     at_empty_prompt,
