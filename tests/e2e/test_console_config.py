@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 
 import pytest
-from test_cli_errors import run_cli
 from recording_support import write_recording
+from test_cli_errors import run_cli
 
 from ipymirror.cli import parse
 from ipymirror.core.events import Peer
@@ -187,7 +187,9 @@ def test_record_help_says_what_happens_when_out_exists():
 
 def test_export_to_an_unwritable_path_is_exit_status_1(tmp_path: Path):
     """As export's --help says: one error line, status 1 (not 6, which is the input's)."""
-    lines = (Path(__file__).parent / "data" / "ipykernel_iopub.jsonl").read_text().splitlines()
+    lines = (
+        (Path(__file__).parent.parent / "data" / "ipykernel_iopub.jsonl").read_text().splitlines()
+    )
     msgs = [json.loads(line) for line in lines]
     rec = write_recording(tmp_path / "s.ipym", [(i / 100, m) for i, m in enumerate(msgs)])
     proc = run_cli("export", str(rec), "--to", "ipynb", "-o", str(tmp_path / "no" / "dir.ipynb"))
