@@ -74,11 +74,15 @@ async def open_link(
     among the people in the room.
     """
     username = args.name or name or default_username()
+    ip = getattr(args, "ip", "") or None
     if args.existing is not None or join_only:
         path = resolve_connection_file(args.existing or None)
-        link: KernelTransport = KernelLink.join(path, username, ssh=args.ssh)
+        sshkey = getattr(args, "sshkey", "") or None
+        link: KernelTransport = KernelLink.join(
+            path, username, ssh=args.ssh, sshkey=sshkey, ip=ip
+        )
     else:
-        link = await KernelLink.start(args.kernel, username)
+        link = await KernelLink.start(args.kernel, username, ip=ip)
     if role:
         link.session_id = tool_session(role, uuid.uuid4().hex)
     return link
@@ -139,7 +143,10 @@ async def until_stopped(
 def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") -> Mirror:
     """The pipeline every viewing frontend uses, drawing on ``stream``."""
     renderer = Renderer(
-        width=terminal_width(stream) - 2, color=use_color(args, stream), language=language
+        width=terminal_width(stream) - 2,
+        color=use_color(args, stream),
+        language=language,
+        light=getattr(args, "colors", "") == "LightBG",
     )
     return Mirror(renderer, TerminalWriter(stream, notice=renderer.notice), me=me)
 

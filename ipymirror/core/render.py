@@ -44,6 +44,10 @@ _DIM = "\x1b[2m"
 # 16-colour foregrounds (red is left to stderr and errors), so the terminal's
 # own theme keeps them readable on dark and light backgrounds.
 _PALETTE = (34, 35, 36, 32, 33, 94, 95, 96, 92, 93)
+# ``--colors LightBG``: 256-colour foregrounds dark enough to read on white
+# (contrast >= 4.5:1 against #ffffff; tests/e2e/test_console_config.py checks it).
+_LIGHT_PALETTE = ("38;5;19", "38;5;90", "38;5;23", "38;5;22", "38;5;130", "38;5;54", "38;5;88",
+                  "38;5;24", "38;5;94", "38;5;58")  # fmt: skip
 
 #: MIME types a terminal can show, best first.  Images beat their text/plain
 #: repr ("<Figure size 640x480>") because the placeholder says more.
@@ -219,10 +223,13 @@ class Renderer:
     text (``--no-color``, ``NO_COLOR``, or a pipe).
     """
 
-    def __init__(self, *, width: int = 80, color: bool = True, language: str = "") -> None:
+    def __init__(
+        self, *, width: int = 80, color: bool = True, language: str = "", light: bool = False
+    ) -> None:
         self.width = max(20, width)
         self.color = color
         self.language = language
+        self.light = light  # a light background: peer colours from the dark palette
 
     # -- styling helpers ---------------------------------------------------
     def paint(self, sgr: str, text: str) -> str:
@@ -257,7 +264,8 @@ class Renderer:
         return f"{text[:head_end]}{note}\n{text[tail_start:]}"
 
     def peer_sgr(self, peer: Peer) -> str:
-        return f"\x1b[{_PALETTE[zlib.crc32(peer.session.encode()) % len(_PALETTE)]}m"
+        palette = _LIGHT_PALETTE if self.light else _PALETTE
+        return f"\x1b[{palette[zlib.crc32(peer.session.encode()) % len(palette)]}m"
 
     def gutter(self, peer: Peer, stderr: bool = False) -> str:
         """The left margin that marks a peer's lines.

@@ -75,6 +75,7 @@ class TerminalWriter:
         self.lines_dropped = 0
         self._unannounced = 0  # dropped lines the screen has not been told about yet
         self.frames = 0
+        self.held = False  # a pager or an editor owns the screen: keep lines until release()
 
     # -- input side ----------------------------------------------------------
     def push(self, chunks: list[str]) -> None:
@@ -124,9 +125,17 @@ class TerminalWriter:
             except RuntimeError:  # no loop (tests, shutdown): write now
                 self._frame()
 
+    def hold(self) -> None:
+        """Stop writing (lines still queue, within the cap) while something else owns the screen."""
+        self.held = True
+
+    def release(self) -> None:
+        self.held = False
+        self._schedule()
+
     def _frame(self) -> None:
         self._scheduled = False
-        if not self._pending and not self._unannounced:
+        if self.held or (not self._pending and not self._unannounced):
             return
         app = self.app
         start = time.monotonic()

@@ -491,6 +491,11 @@ def test_started_kernel_lifecycle(jupyter_dirs, terminal, ipymirror_argv):
         term.wait_for("│ hi from bob")
         term.wait_for(at_empty_prompt)
         term.ctrl("d")
+        # bob is present: shutting the kernel down for him too is asked first.
+        term.wait_for(
+            re.compile(r"Shut down the kernel for everyone\? bob·[0-9a-f]{4} would lose it")
+        )
+        term.send("y" + ENTER)
         assert term.wait_exit(timeout=20) == 0
         assert _wait_pids(kernels, 10), "the kernel ipymirror started is still running"
         assert not path.exists(), "connection file of a shut-down kernel left behind"
