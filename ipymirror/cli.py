@@ -22,6 +22,8 @@ labelled, above your own prompt.
 
   ipymirror                      start a kernel and open the console; prints how peers join
   ipymirror --existing [FILE]    join a running kernel (no FILE: the most recent one)
+  ipymirror --existing URL       join a kernel behind a Jupyter Server, JupyterLab or JupyterHub
+  ipymirror --server URL         start a kernel on a Jupyter Server; prints how peers join
   ipymirror watch [--existing F] read-only view of the same stream: no prompt, never executes
   ipymirror record OUT           append every broadcast of a kernel to a recording (never executes)
   ipymirror replay IN            play a recording back with its timing (--into-existing: re-run it)
@@ -34,7 +36,8 @@ EPILOG = """\
 FILE is a connection file path or a name in the Jupyter runtime dir
 (`jupyter --runtime-dir`), as for `jupyter console --existing`.
 Exit status: 0 ok, 2 usage, 3 connection file, 4 kernel unreachable,
-5 kernelspec, 6 recording, 7 address, 130 interrupted.
+5 kernelspec, 6 recording, 7 address, 8 server unreachable, 9 not a Jupyter
+server, 10 token refused, 11 forbidden, 12 not found on the server, 130 interrupted.
 """
 
 
@@ -58,6 +61,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", help="how peers see you (default: your login name)")
     parser.add_argument("--ssh", metavar="SERVER", help="tunnel to the kernel through ssh")
+    parser.add_argument("--token", help="Jupyter Server token (else ?token=, $JUPYTER_TOKEN)")
+    parser.add_argument("--insecure", action="store_true", help="https: skip the certificate check")
+    parser.add_argument("--list", action="store_true", help="list a server's kernels, then exit")
     parser.add_argument(
         "--timeout",
         type=_positive,
@@ -85,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="kernelspec to start when not joining (default: python3)",
     )
     parser.add_argument("--record", metavar="FILE", help="also record the session to FILE")
+    parser.add_argument("--server", metavar="URL", help="start the kernel on this Jupyter Server")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     watch = sub.add_parser(
         "watch",
@@ -207,6 +214,10 @@ async def _dispatch(args: argparse.Namespace) -> ExitStatus:
     from ipymirror.commands.console import run_console
     from ipymirror.commands.watch import run_watch
 
+    if getattr(args, "list", False):
+        from ipymirror.commands.server import run_list
+
+        return await run_list(args)
     if args.command == "watch":
         return await run_watch(args)
     if args.command == "share":

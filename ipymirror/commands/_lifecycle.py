@@ -17,6 +17,7 @@ from ipymirror.terminal.mirror import Mirror
 from ipymirror.terminal.watch_view import WatchView
 from ipymirror.terminal.writer import TerminalWriter
 from ipymirror.transports.base import KernelTransport
+from ipymirror.transports.server.urls import is_server_url
 from ipymirror.transports.zmq import KernelLink, default_username, resolve_connection_file
 
 __all__ = ["heartbeat", "make_mirror", "mirror_for_link", "on_signals", "open_link", "watch_stream"]
@@ -40,6 +41,10 @@ def terminal_width(stream: Any) -> int:
 async def open_link(args: Namespace) -> KernelTransport:
     """Join ``--existing`` (or start a kernel) and set up the client identity."""
     username = args.name or default_username()
+    if is_server_url(args.existing) or getattr(args, "server", None):
+        from ipymirror.commands.server import open_server_link
+
+        return await open_server_link(args, username)
     if args.existing is not None or getattr(args, "join_only", False):
         path = resolve_connection_file(args.existing or None)
         return KernelLink.join(path, username, ssh=args.ssh)
@@ -60,6 +65,7 @@ def mirror_for_link(link: KernelTransport, args: Namespace, stream: Any) -> Mirr
     link.on_bad_message = lambda: mirror.notice(
         "ignoring messages that fail the signature check (a client with the wrong key?)"
     )
+    link.on_notice = mirror.notice
     return mirror
 
 

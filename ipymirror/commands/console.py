@@ -351,9 +351,10 @@ async def run_console(args: Namespace) -> ExitStatus:
             mirror.pipeline.sinks.append(recorder.write)
             mirror.notice(f"recording to {args.record}")
         if link.manager is not None:
+            also = "" if "://" in link.where else "  (jupyter console --existing works too)"
             mirror.notice(
                 f"started a {link.description}; peers join with: "
-                f"ipymirror --existing {link.where}  (jupyter console --existing works too)"
+                f"ipymirror --existing {link.where}{also}"
             )
         else:
             mirror.notice(f"joined the {link.description} of {link.where} as {me.label}")

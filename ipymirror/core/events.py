@@ -20,6 +20,7 @@ __all__ = [
     "Event",
     "ExecuteInput",
     "KernelRestart",
+    "OutputDropped",
     "Peer",
     "Result",
     "Status",
@@ -120,6 +121,25 @@ class Status(Event):
 
 @dataclass(frozen=True, slots=True)
 class KernelRestart(Event):
-    """A ``shutdown_reply`` broadcast on IOPub (``restart`` tells which kind)."""
+    """A ``shutdown_reply`` broadcast on IOPub (``restart`` tells which kind).
+
+    A Jupyter Server also says so itself, with a ``status`` of ``restarting`` (it
+    restarted a kernel that died: ``reason="died"``) or ``dead`` (that restart
+    failed: ``reason="dead"``); those come from the kernel, not from a peer.
+    """
 
     restart: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputDropped(Event):
+    """A Jupyter Server stopped relaying a cell's IOPub: its rate limit was hit.
+
+    ``limit`` is "message rate" or "data rate"; ``setting`` is the server option
+    that raises it.  The server sends this as a stderr ``stream`` of its own text,
+    which is never shown as the peer's stderr.
+    """
+
+    limit: str
+    setting: str

@@ -28,6 +28,7 @@ from ipymirror.core.events import (
     Event,
     ExecuteInput,
     KernelRestart,
+    OutputDropped,
     Peer,
     Result,
     Status,
@@ -40,6 +41,7 @@ __all__ = ["Transcript"]
 MAX_OPEN_CELLS = 64
 MAX_LIVE_LINES = 400  # per cell; older live lines are counted, then dropped
 MAX_PARTIAL = 64 * 1024  # characters of an unfinished line kept live
+_LIMIT_WORD = {"message rate": "rate limit", "data rate": "data rate limit"}
 MAX_STREAM_TEXT = 8 * 1024 * 1024  # characters of one stream message shown; the middle is elided
 
 
@@ -75,6 +77,7 @@ class Transcript:
         self._displays: dict[str, str] = {}  # live display_id -> cell msg_id
         self._speaker: tuple[str, str] | None = None  # (session, cell) of last committed line
         self.version = 0  # bumps whenever live() would change
+        self._dropped: set[tuple[str, str]] = set()  # (cell, limit) already told
 
     # -- reading -------------------------------------------------------------
     def take(self) -> list[str]:
@@ -125,8 +128,25 @@ class Transcript:
         elif isinstance(ev, KernelRestart):
             for cell_id in list(self._cells):
                 self._finish(cell_id)
-            what = "restarted" if ev.restart else "shut down"
-            self.notice(f"kernel {what} by {ev.peer.label}")
+            if ev.reason == "died":
+                self.notice("the kernel died; the server restarted it")
+            elif ev.reason == "dead":
+                self.notice("the kernel died and the server could not restart it")
+            else:
+                what = "restarted" if ev.restart else "shut down"
+                self.notice(f"kernel {what} by {ev.peer.label}")
+        elif isinstance(ev, OutputDropped):
+            self._dropped_output(ev)
+
+    def _dropped_output(self, ev: OutputDropped) -> None:
+        """One notice per cell and limit: the server may say it once per rate window."""
+        if (ev.cell, ev.limit) in self._dropped:
+            return
+        if len(self._dropped) >= MAX_OPEN_CELLS:
+            self._dropped.clear()
+        self._dropped.add((ev.cell, ev.limit))
+        word = _LIMIT_WORD.get(ev.limit, ev.limit)
+        self.notice(f"the server dropped output: {word}; raise {ev.setting}")
 
     def notice(self, text: str) -> None:
         """Commit a line of ipymirror's own (never attributed to a peer)."""

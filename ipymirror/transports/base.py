@@ -23,6 +23,7 @@ class KernelTransport(Protocol):
     manager: Any  # set when this process started the kernel (it may then restart it)
     on_stdin: Callable[[dict[str, Any]], None] | None
     on_bad_message: Callable[[], None] | None
+    on_notice: Callable[[str], None] | None  # what the transport itself has to say
 
     @property
     def session_id(self) -> str: ...

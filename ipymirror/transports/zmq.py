@@ -80,6 +80,7 @@ class KernelLink:
         self.on_stdin: Callable[[dict[str, Any]], None] | None = None
         #: Called once, on the first message that fails its signature check.
         self.on_bad_message: Callable[[], None] | None = None
+        self.on_notice: Callable[[str], None] | None = None  # unused: ZMQ has nothing to add
 
     # -- construction ------------------------------------------------------
     @classmethod
