@@ -94,7 +94,7 @@ def test_restart_crash_and_shutdown_are_told(server, notebook, terminal, ipymirr
 
 
 def test_flood_past_the_rate_limit_gives_one_notice(server, notebook, terminal, ipymirror_argv):
-    session, bob = notebook
+    _, bob = notebook
     term = join(terminal, ipymirror_argv, server.url, server.token)  # the root: the only kernel
     term.wait_for("(the only kernel on the server (python3, notebook work/analysis.ipynb))")
     bob.run("import sys\nfor i in range(20000):\n    print(i)\n    sys.stdout.flush()\n"

@@ -51,7 +51,7 @@ def main() -> None:
         kid = nb["kernel"]["id"]
         clients = {}
         for kind in ("v1", "legacy"):
-            sess = Session(username=f"capture-{kind}", key=b"")
+            sess = Session(username=f"capture-{kind}", key=b"x")
             url = (
                 f"ws://127.0.0.1:{server.port}{server.base_url}api/kernels/{kid}/channels"
                 f"?session_id={sess.session}"
