@@ -146,23 +146,33 @@ def test_server_starts_a_kernel_and_prints_how_peers_join(server, terminal, ipym
     assert kid not in [k["id"] for k in server.api("GET", "api/kernels")]  # ours: shut down
 
 
-def test_record_over_a_server_keeps_the_rate_limit_mark(server, kernel_id, terminal,
-                                                        ipymirror_argv, tmp_path):
-    out = tmp_path / "s.ipym"
+def test_record_over_a_server_keeps_the_rate_limit_mark(terminal, ipymirror_argv, tmp_path,
+                                                        jupyter_dirs):
+    # a low limit, so that even a slowed-down kernel passes it
+    server = start_jupyter_server(tmp_path / "low", "tok", "/user/alice/",
+                                  "--ServerApp.iopub_msg_rate_limit=50")
+    try:
+        record_with_a_gap(server, terminal, ipymirror_argv, tmp_path / "s.ipym")
+    finally:
+        server.stop()
+
+
+def record_with_a_gap(server, terminal, ipymirror_argv, out):
+    kernel_id = server.new_notebook_session("nb.ipynb")["kernel"]["id"]
     url = f"{server.url}api/kernels/{kernel_id}"
     term = terminal(ipymirror_argv("record", str(out), "--existing", url),
                     env=env(JUPYTER_TOKEN=server.token), cols=200)
     term.wait_for("recording the python kernel (ipython) of", timeout=30)
     bob = LabPeer(server, kernel_id, "lab-bob")
     try:
-        bob.run("import sys\nfor i in range(6000):\n    print(i)\n    sys.stdout.flush()",
+        bob.run("import sys\nfor i in range(3000):\n    print(i)\n    sys.stdout.flush()",
                 timeout=90)
         server.api("DELETE", f"api/kernels/{kernel_id}")
     finally:
         bob.close()
     term.wait_for("the kernel shut down: recorded", timeout=30)
     assert term.wait_exit(timeout=20) == 0
-    _, records = read_recording(str(out))
+    records = list(read_recording(str(out))[1])
     texts = [r.msg["content"].get("text", "") for r in records if r.msg_type == "stream"]
     assert any(t.startswith("IOPub message rate exceeded.") for t in texts)  # the gap mark
     # the server's kernel_info nudges (busy/idle under the server's own username) are not kept
