@@ -276,3 +276,64 @@ def http_error(server: RunningServer, method: str, path: str, token: str) -> int
     except urllib.error.HTTPError as exc:
         return exc.code
     return 200
+
+
+class TcpProxy:
+    """A TCP relay on 127.0.0.1 in front of a port; :meth:`drop` cuts every connection
+    (as a flaky network would) while it keeps accepting new ones."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+
+        self.target = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.conns: list = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            with self._lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(2)
+            except OSError:
+                pass
+            s.close()
+
+    def drop(self) -> int:
+        """Cut every open connection; returns how many sockets were cut."""
+        import socket
+
+        with self._lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        return len(conns)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.drop()

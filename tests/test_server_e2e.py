@@ -104,3 +104,32 @@ def test_flood_past_the_rate_limit_gives_one_notice(server, notebook, terminal, 
     notice = "the server dropped output: rate limit; raise ServerApp.iopub_msg_rate_limit"
     assert text.count(notice) == 1, text[-2000:]
     assert "IOPub message rate exceeded" not in text  # never shown as the peer's stderr
+
+
+def test_dropped_connection_reconnects_with_the_same_session(
+    server, notebook, terminal, ipymirror_argv
+):
+    from server_helpers import TcpProxy
+
+    session, bob = notebook
+    kid = session["kernel"]["id"]
+    proxy = TcpProxy(server.port)
+    try:
+        url = f"http://127.0.0.1:{proxy.port}{server.base_url}api/kernels/{kid}"
+        term = join(terminal, ipymirror_argv, url, server.token)
+        term.send("mine = 1" + ENTER)
+        first = bob.wait_iopub(lambda m: m["msg_type"] == "execute_input"
+                               and m["content"]["code"] == "mine = 1")
+        assert proxy.drop() > 0
+        term.wait_for("the connection to the server dropped; reconnecting (same session)")
+        term.wait_for(re.compile(r"reconnected after \d+\.\d s; output broadcast meanwhile may "
+                                 r"be missing"), timeout=30)
+        bob.run("print('after the drop')")
+        term.wait_for("after the drop")
+        term.send("mine + 1" + ENTER)
+        term.wait_for(re.compile(r"Out\[\d+\]: 2"))
+        again = bob.wait_iopub(lambda m: m["msg_type"] == "execute_input"
+                               and m["content"]["code"] == "mine + 1")
+        assert again["parent_header"]["session"] == first["parent_header"]["session"]
+    finally:
+        proxy.close()

@@ -46,6 +46,7 @@ POLL = 2.0  # seconds between REST liveness checks
 PING = 10.0  # seconds between our websocket pings (a dead connection is noticed)
 MAX_FRAME = 256 * 1024 * 1024  # bytes of one websocket message (big images are fine)
 MAX_SENT_IDS = 4096
+MAX_RUNNING = 64  # cells tracked as running (for the resync after a reconnect)
 
 Message = dict[str, Any]
 
@@ -98,6 +99,7 @@ class ServerLink:
         self._waiting: dict[str, asyncio.Future[Message]] = {}
         self._sent: deque[str] = deque(maxlen=MAX_SENT_IDS)
         self._server_user: str | None = None
+        self._running: dict[str, Message] = {}  # cell msg_id -> its parent header
         self._last_input: Message | None = None
         self._alive = True
         self._closing = False
@@ -263,6 +265,7 @@ class ServerLink:
             return
         if channel == "iopub":
             if not self._server_nudge(msg):
+                self._track(msg)
                 self._iopub.put_nowait(msg)
             return
         if msg.get("msg_type") == "input_request":
@@ -287,6 +290,32 @@ class ServerLink:
             return True
         return self._server_user is not None and parent.get("username") == self._server_user
 
+    def _track(self, msg: Message) -> None:
+        """Remember which cells are running (busy seen, idle not yet): see :meth:`_resync`."""
+        parent = msg["parent_header"]
+        if msg.get("msg_type") != "status" or parent.get("msg_type") != "execute_request":
+            return
+        state, cell = msg["content"].get("execution_state"), parent.get("msg_id")
+        if state == "busy" and isinstance(cell, str) and len(self._running) < MAX_RUNNING:
+            self._running[cell] = parent
+        elif state == "idle":
+            self._running.pop(cell, None)
+
+    async def _resync(self) -> None:
+        """After a reconnect: once the kernel's shell answers, every cell that was running
+        before the drop has ended, and an idle we missed is written in its place (marked
+        ``metadata.ipymirror = "reconnect"``), so no one's cell stays "running" for ever."""
+        try:
+            await self.request(self._send("kernel_info_request", {}), None)
+        except asyncio.CancelledError:
+            raise
+        for cell, parent in list(self._running.items()):
+            self._running.pop(cell, None)
+            idle = self.session.msg("status", {"execution_state": "idle"}, parent=parent)
+            idle["metadata"] = {"ipymirror": "reconnect"}
+            idle.pop("buffers", None)
+            self._iopub.put_nowait({**idle, "buffers": []})
+
     async def _reconnect(self) -> None:
         loop = asyncio.get_running_loop()
         lost = loop.time()
@@ -302,6 +331,7 @@ class ServerLink:
                     self._notice("the kernel is gone from the server (it was shut down)")
                     return
             else:
+                self._tasks.append(asyncio.ensure_future(self._resync()))
                 self._notice(
                     f"reconnected after {loop.time() - lost:.1f} s; output broadcast meanwhile "
                     "may be missing (the server replays it only when no other client was "
@@ -394,7 +424,10 @@ class ServerLink:
             "allow_stdin": allow_stdin,
             "stop_on_error": stop_on_error,
         }
-        return self._send("execute_request", content)
+        msg_id = self._send("execute_request", content)
+        if len(self._running) < MAX_RUNNING:  # ours runs from now on, busy seen or not
+            self._running[msg_id] = self._outbox[-1][1]["header"]
+        return msg_id
 
     def complete(self, code: str, cursor_pos: int) -> str:
         return self._send("complete_request", {"code": code, "cursor_pos": cursor_pos})
