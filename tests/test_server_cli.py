@@ -180,3 +180,34 @@ def record_with_a_gap(server, terminal, ipymirror_argv, out):
                        if r.msg["content"].get("text", "").startswith("IOPub message rate"))
     assert not any(r.msg["parent_header"].get("msg_type") == "kernel_info_request"
                    and r.msg["parent_header"].get("username") == server_user for r in records)
+
+
+def share_and_watch(url: str, token: str, bob, terminal, ipymirror_argv, tmp_path) -> None:
+    """``share --existing URL`` holds the token; a viewer with only the ticket sees bob's cell."""
+    from ipymirror.transports.share.ticket import read_ticket_file
+
+    ticket_file = tmp_path / "ticket"
+    host = terminal(ipymirror_argv("share", "--existing", url, "--bind", "tcp://127.0.0.1:0",
+                                   "--ticket-file", str(ticket_file)),
+                    env=env(JUPYTER_TOKEN=token), cols=200)
+    host.wait_for("» viewers run:  ipymirror watch ipym1:", timeout=30)
+    assert token not in host.text()
+    ticket = read_ticket_file(str(ticket_file)).encode()
+    viewer = terminal(ipymirror_argv("watch", ticket), env=env(JUPYTER_TOKEN=None), cols=200)
+    viewer.wait_for("watching the python kernel (ipython) shared at", timeout=30)
+    bob.run("print('to every viewer')")
+    viewer.wait_for(re.compile(r"lab-bob·\w{4}[^\n]*\n[^\n]*print\('to every viewer'\)\n"
+                               r"[^\n]*to every viewer"), timeout=30)
+
+
+def test_watch_and_share_over_a_server(server, kernel_id, terminal, ipymirror_argv, tmp_path):
+    url = f"{server.url}api/kernels/{kernel_id}"
+    watcher = terminal(ipymirror_argv("watch", "--existing", url),
+                       env=env(JUPYTER_TOKEN=server.token), cols=200)
+    watcher.wait_for("watching the python kernel (ipython) of", timeout=30)
+    bob = LabPeer(server, kernel_id, "lab-bob")
+    try:
+        share_and_watch(url, server.token, bob, terminal, ipymirror_argv, tmp_path)
+        watcher.wait_for("to every viewer")
+    finally:
+        bob.close()
