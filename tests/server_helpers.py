@@ -12,6 +12,7 @@ independent of ipymirror's framing module: one real client, one under test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import re
@@ -314,10 +315,8 @@ class TcpProxy:
         except OSError:
             pass
         for s in (src, dst):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(2)
-            except OSError:
-                pass
             s.close()
 
     def drop(self) -> int:
@@ -327,10 +326,8 @@ class TcpProxy:
         with self._lock:
             conns, self.conns = self.conns, []
         for s in conns:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
         return len(conns)
 

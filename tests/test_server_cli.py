@@ -99,8 +99,9 @@ def test_unreachable_port():
 
 
 def test_not_a_jupyter_server(html_server):
-    line = one_error_line(run_cli("--existing", html_server, "--token", "t"),
-                          ExitStatus.NOT_JUPYTER)
+    line = one_error_line(
+        run_cli("--existing", html_server, "--token", "t"), ExitStatus.NOT_JUPYTER
+    )
     assert "is not a Jupyter server" in line
 
 
@@ -119,15 +120,20 @@ def test_list_shows_each_kernel_with_its_join_command(server, kernel_id):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 2
-    assert any(f"ipymirror --existing {server.url}api/kernels/{kernel_id} " in x
-               and "nb.ipynb" in x for x in lines)
+    assert any(
+        f"ipymirror --existing {server.url}api/kernels/{kernel_id} " in x and "nb.ipynb" in x
+        for x in lines
+    )
     assert any(f"ipymirror --existing {server.url}api/kernels/{second} " in x for x in lines)
     assert server.token not in proc.stdout
 
 
 def test_server_starts_a_kernel_and_prints_how_peers_join(server, terminal, ipymirror_argv):
-    term = terminal(ipymirror_argv("--server", server.url, "--name", "host"),
-                    env=env(JUPYTER_TOKEN=server.token), cols=200)
+    term = terminal(
+        ipymirror_argv("--server", server.url, "--name", "host"),
+        env=env(JUPYTER_TOKEN=server.token),
+        cols=200,
+    )
     text = term.wait_for(re.compile(r"peers join with: ipymirror --existing (\S+)"), timeout=30)
     url = re.search(r"peers join with: ipymirror --existing (\S+)", text).group(1)
     assert url.startswith(f"{server.url}api/kernels/") and server.token not in text
@@ -146,11 +152,13 @@ def test_server_starts_a_kernel_and_prints_how_peers_join(server, terminal, ipym
     assert kid not in [k["id"] for k in server.api("GET", "api/kernels")]  # ours: shut down
 
 
-def test_record_over_a_server_keeps_the_rate_limit_mark(terminal, ipymirror_argv, tmp_path,
-                                                        jupyter_dirs):
+def test_record_over_a_server_keeps_the_rate_limit_mark(
+    terminal, ipymirror_argv, tmp_path, jupyter_dirs
+):
     # a low limit, so that even a slowed-down kernel passes it
-    server = start_jupyter_server(tmp_path / "low", "tok", "/user/alice/",
-                                  "--ServerApp.iopub_msg_rate_limit=50")
+    server = start_jupyter_server(
+        tmp_path / "low", "tok", "/user/alice/", "--ServerApp.iopub_msg_rate_limit=50"
+    )
     try:
         record_with_a_gap(server, terminal, ipymirror_argv, tmp_path / "s.ipym")
     finally:
@@ -160,13 +168,17 @@ def test_record_over_a_server_keeps_the_rate_limit_mark(terminal, ipymirror_argv
 def record_with_a_gap(server, terminal, ipymirror_argv, out):
     kernel_id = server.new_notebook_session("nb.ipynb")["kernel"]["id"]
     url = f"{server.url}api/kernels/{kernel_id}"
-    term = terminal(ipymirror_argv("record", str(out), "--existing", url),
-                    env=env(JUPYTER_TOKEN=server.token), cols=200)
+    term = terminal(
+        ipymirror_argv("record", str(out), "--existing", url),
+        env=env(JUPYTER_TOKEN=server.token),
+        cols=200,
+    )
     term.wait_for("recording the python kernel (ipython) of", timeout=30)
     bob = LabPeer(server, kernel_id, "lab-bob")
     try:
-        bob.run("import sys\nfor i in range(3000):\n    print(i)\n    sys.stdout.flush()",
-                timeout=90)
+        bob.run(
+            "import sys\nfor i in range(3000):\n    print(i)\n    sys.stdout.flush()", timeout=90
+        )
         server.api("DELETE", f"api/kernels/{kernel_id}")
     finally:
         bob.close()
@@ -176,10 +188,16 @@ def record_with_a_gap(server, terminal, ipymirror_argv, out):
     texts = [r.msg["content"].get("text", "") for r in records if r.msg_type == "stream"]
     assert any(t.startswith("IOPub message rate exceeded.") for t in texts)  # the gap mark
     # the server's kernel_info nudges (busy/idle under the server's own username) are not kept
-    server_user = next(r.msg["header"]["username"] for r in records
-                       if r.msg["content"].get("text", "").startswith("IOPub message rate"))
-    assert not any(r.msg["parent_header"].get("msg_type") == "kernel_info_request"
-                   and r.msg["parent_header"].get("username") == server_user for r in records)
+    server_user = next(
+        r.msg["header"]["username"]
+        for r in records
+        if r.msg["content"].get("text", "").startswith("IOPub message rate")
+    )
+    assert not any(
+        r.msg["parent_header"].get("msg_type") == "kernel_info_request"
+        and r.msg["parent_header"].get("username") == server_user
+        for r in records
+    )
 
 
 def share_and_watch(url: str, token: str, bob, terminal, ipymirror_argv, tmp_path) -> None:
@@ -187,23 +205,39 @@ def share_and_watch(url: str, token: str, bob, terminal, ipymirror_argv, tmp_pat
     from ipymirror.transports.share.ticket import read_ticket_file
 
     ticket_file = tmp_path / "ticket"
-    host = terminal(ipymirror_argv("share", "--existing", url, "--bind", "tcp://127.0.0.1:0",
-                                   "--ticket-file", str(ticket_file)),
-                    env=env(JUPYTER_TOKEN=token), cols=200)
+    host = terminal(
+        ipymirror_argv(
+            "share",
+            "--existing",
+            url,
+            "--bind",
+            "tcp://127.0.0.1:0",
+            "--ticket-file",
+            str(ticket_file),
+        ),
+        env=env(JUPYTER_TOKEN=token),
+        cols=200,
+    )
     host.wait_for("» viewers run:  ipymirror watch ipym1:", timeout=30)
     assert token not in host.text()
     ticket = read_ticket_file(str(ticket_file)).encode()
     viewer = terminal(ipymirror_argv("watch", ticket), env=env(JUPYTER_TOKEN=None), cols=200)
     viewer.wait_for("watching the python kernel (ipython) shared at", timeout=30)
     bob.run("print('to every viewer')")
-    viewer.wait_for(re.compile(r"lab-bob·\w{4}[^\n]*\n[^\n]*print\('to every viewer'\)\n"
-                               r"[^\n]*to every viewer"), timeout=30)
+    viewer.wait_for(
+        re.compile(
+            r"lab-bob·\w{4}[^\n]*\n[^\n]*print\('to every viewer'\)\n"
+            r"[^\n]*to every viewer"
+        ),
+        timeout=30,
+    )
 
 
 def test_watch_and_share_over_a_server(server, kernel_id, terminal, ipymirror_argv, tmp_path):
     url = f"{server.url}api/kernels/{kernel_id}"
-    watcher = terminal(ipymirror_argv("watch", "--existing", url),
-                       env=env(JUPYTER_TOKEN=server.token), cols=200)
+    watcher = terminal(
+        ipymirror_argv("watch", "--existing", url), env=env(JUPYTER_TOKEN=server.token), cols=200
+    )
     watcher.wait_for("watching the python kernel (ipython) of", timeout=30)
     bob = LabPeer(server, kernel_id, "lab-bob")
     try:

@@ -42,8 +42,11 @@ def env(**extra: str | None) -> dict[str, str]:
 
 
 def join(terminal, ipymirror_argv, url: str, token: str, *args: str, name: str = "me"):
-    term = terminal(ipymirror_argv("--existing", url, "--name", name, *args),
-                    env=env(JUPYTER_TOKEN=token), cols=200)
+    term = terminal(
+        ipymirror_argv("--existing", url, "--name", name, *args),
+        env=env(JUPYTER_TOKEN=token),
+        cols=200,
+    )
     term.wait_for(PROMPT, timeout=30)
     return term
 
@@ -54,23 +57,31 @@ def test_notebook_url_joins_and_both_sides_see_each_other(
     session, bob = notebook
     url = f"{server.url}lab/tree/{NOTEBOOK}"
     term = join(terminal, ipymirror_argv, url, server.token)
-    term.wait_for(f"joined the python kernel (ipython) of {server.url}api/kernels/"
-                  f"{session['kernel']['id']} (the kernel of notebook {NOTEBOOK}) as me·")
+    term.wait_for(
+        f"joined the python kernel (ipython) of {server.url}api/kernels/"
+        f"{session['kernel']['id']} (the kernel of notebook {NOTEBOOK}) as me·"
+    )
     assert server.token not in term.text()
     # the notebook's cells appear, labelled with its user
     bob.run("print('from the notebook', 6 * 7)")
-    term.wait_for(re.compile(r"┌ lab-bob·\w{4}  In \[1\]\n│ print\('from the notebook', 6 \* 7\)\n"
-                             r"│ from the notebook 42"))
+    term.wait_for(
+        re.compile(
+            r"┌ lab-bob·\w{4}  In \[1\]\n│ print\('from the notebook', 6 \* 7\)\n"
+            r"│ from the notebook 42"
+        )
+    )
     # the server's nudges (kernel_info on lab-bob's and our sessions) are nobody's cells
     assert "username" not in term.text()
     # our cell reaches lab-bob's socket, with its output
     term.send("print('from the terminal', 2 + 3)" + ENTER)
     term.wait_for("from the terminal 5")
-    sent = bob.wait_iopub(lambda m: m["msg_type"] == "execute_input"
-                          and "from the terminal" in m["content"]["code"])
+    sent = bob.wait_iopub(
+        lambda m: m["msg_type"] == "execute_input" and "from the terminal" in m["content"]["code"]
+    )
     assert sent["parent_header"]["username"] == "me"
-    bob.wait_iopub(lambda m: m["msg_type"] == "stream"
-                   and m["content"]["text"] == "from the terminal 5\n")
+    bob.wait_iopub(
+        lambda m: m["msg_type"] == "stream" and m["content"]["text"] == "from the terminal 5\n"
+    )
     # completion goes over the same socket
     term.send("import collections; collections.Ordered\t")
     term.wait_for("collections.OrderedDict")
@@ -97,8 +108,11 @@ def test_flood_past_the_rate_limit_gives_one_notice(server, notebook, terminal, 
     _, bob = notebook
     term = join(terminal, ipymirror_argv, server.url, server.token)  # the root: the only kernel
     term.wait_for("(the only kernel on the server (python3, notebook work/analysis.ipynb))")
-    bob.run("import sys\nfor i in range(20000):\n    print(i)\n    sys.stdout.flush()\n"
-            "print('flood done')", timeout=120)
+    bob.run(
+        "import sys\nfor i in range(20000):\n    print(i)\n    sys.stdout.flush()\n"
+        "print('flood done')",
+        timeout=120,
+    )
     term.wait_for("flood done", timeout=60)
     text = term.text()
     notice = "the server dropped output: rate limit; raise ServerApp.iopub_msg_rate_limit"
@@ -118,18 +132,25 @@ def test_dropped_connection_reconnects_with_the_same_session(
         url = f"http://127.0.0.1:{proxy.port}{server.base_url}api/kernels/{kid}"
         term = join(terminal, ipymirror_argv, url, server.token)
         term.send("mine = 1" + ENTER)
-        first = bob.wait_iopub(lambda m: m["msg_type"] == "execute_input"
-                               and m["content"]["code"] == "mine = 1")
+        first = bob.wait_iopub(
+            lambda m: m["msg_type"] == "execute_input" and m["content"]["code"] == "mine = 1"
+        )
         assert proxy.drop() > 0
         term.wait_for("the connection to the server dropped; reconnecting (same session)")
-        term.wait_for(re.compile(r"reconnected after \d+\.\d s; output broadcast meanwhile may "
-                                 r"be missing"), timeout=30)
+        term.wait_for(
+            re.compile(
+                r"reconnected after \d+\.\d s; output broadcast meanwhile may "
+                r"be missing"
+            ),
+            timeout=30,
+        )
         bob.run("print('after the drop')")
         term.wait_for("after the drop")
         term.send("mine + 1" + ENTER)
         term.wait_for(re.compile(r"Out\[\d+\]: 2"))
-        again = bob.wait_iopub(lambda m: m["msg_type"] == "execute_input"
-                               and m["content"]["code"] == "mine + 1")
+        again = bob.wait_iopub(
+            lambda m: m["msg_type"] == "execute_input" and m["content"]["code"] == "mine + 1"
+        )
         assert again["parent_header"]["session"] == first["parent_header"]["session"]
     finally:
         proxy.close()

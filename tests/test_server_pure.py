@@ -33,21 +33,51 @@ DATA = Path(__file__).parent / "data"
 
 URLS = [
     # (pasted, base, kind, kernel_id, path, token)
-    ("http://127.0.0.1:8888/lab/tree/work/a.ipynb?token=abc",
-     "http://127.0.0.1:8888/", "notebook", "", "work/a.ipynb", "abc"),
-    ("https://hub.example.org/user/alice/lab/tree/My%20Notebook.ipynb",
-     "https://hub.example.org/user/alice/", "notebook", "", "My Notebook.ipynb", ""),
-    ("http://h:1/user/alice/lab/workspaces/auto-x/tree/w/b.ipynb",
-     "http://h:1/user/alice/", "notebook", "", "w/b.ipynb", ""),
+    (
+        "http://127.0.0.1:8888/lab/tree/work/a.ipynb?token=abc",
+        "http://127.0.0.1:8888/",
+        "notebook",
+        "",
+        "work/a.ipynb",
+        "abc",
+    ),
+    (
+        "https://hub.example.org/user/alice/lab/tree/My%20Notebook.ipynb",
+        "https://hub.example.org/user/alice/",
+        "notebook",
+        "",
+        "My Notebook.ipynb",
+        "",
+    ),
+    (
+        "http://h:1/user/alice/lab/workspaces/auto-x/tree/w/b.ipynb",
+        "http://h:1/user/alice/",
+        "notebook",
+        "",
+        "w/b.ipynb",
+        "",
+    ),
     ("http://h:1/notebooks/b.ipynb", "http://h:1/", "notebook", "", "b.ipynb", ""),
     ("http://h:1/tree/dir/b.ipynb", "http://h:1/", "notebook", "", "dir/b.ipynb", ""),
     ("http://h:1/doc/tree/b.ipynb", "http://h:1/", "notebook", "", "b.ipynb", ""),
-    ("http://h:1/user/tree/lab/tree/x.ipynb",  # a hub user named "tree"
-     "http://h:1/user/tree/", "notebook", "", "x.ipynb", ""),
+    (
+        "http://h:1/user/tree/lab/tree/x.ipynb",  # a hub user named "tree"
+        "http://h:1/user/tree/",
+        "notebook",
+        "",
+        "x.ipynb",
+        "",
+    ),
     ("http://h:1/tree/user/x.ipynb", "http://h:1/", "notebook", "", "user/x.ipynb", ""),
     ("http://h:1/api/kernels/0f1e-22", "http://h:1/", "kernel", "0f1e-22", "", ""),
-    ("http://h:1/user/bob/api/kernels/k1/channels?session_id=s",
-     "http://h:1/user/bob/", "kernel", "k1", "", ""),
+    (
+        "http://h:1/user/bob/api/kernels/k1/channels?session_id=s",
+        "http://h:1/user/bob/",
+        "kernel",
+        "k1",
+        "",
+        "",
+    ),
     ("http://h:1/user/alice/", "http://h:1/user/alice/", "root", "", "", ""),
     ("http://h:1/user/alice", "http://h:1/user/alice/", "root", "", "", ""),
     ("http://h:1/user/alice/lab?token=t#x", "http://h:1/user/alice/", "root", "", "", "t"),
@@ -62,7 +92,11 @@ URLS = [
 def test_urls(text, base, kind, kernel_id, path, token):
     target = parse_server_url(text)
     assert (target.base, target.kind, target.kernel_id, target.path, target.token) == (
-        base, kind, kernel_id, path, token
+        base,
+        kind,
+        kernel_id,
+        path,
+        token,
     )
     assert "token" not in target.display
     assert is_server_url(text)
@@ -115,8 +149,13 @@ def test_v1_and_legacy_clients_saw_the_same_messages():
 
 
 def test_legacy_round_trip_with_and_without_buffers():
-    msg = {"header": {"msg_id": "1", "msg_type": "comm_msg"}, "parent_header": {},
-           "metadata": {}, "content": {"data": {}}, "buffers": [b"\x00\x01", b"xyz"]}
+    msg = {
+        "header": {"msg_id": "1", "msg_type": "comm_msg"},
+        "parent_header": {},
+        "metadata": {},
+        "content": {"data": {}},
+        "buffers": [b"\x00\x01", b"xyz"],
+    }
     frame = framing.encode_legacy("shell", msg)
     assert isinstance(frame, bytes)
     channel, back = framing.decode_legacy(frame)
@@ -127,10 +166,16 @@ def test_legacy_round_trip_with_and_without_buffers():
 
 
 def test_v1_encode_then_decode_a_message_with_buffers():
-    msg = {"header": {"msg_id": "1", "msg_type": "execute_request"}, "parent_header": {},
-           "metadata": {}, "content": {"code": "1"}, "buffers": [b"\xff"]}
-    channel, back = framing.decode(framing.SUBPROTOCOL,
-                                   framing.encode(framing.SUBPROTOCOL, "shell", msg))
+    msg = {
+        "header": {"msg_id": "1", "msg_type": "execute_request"},
+        "parent_header": {},
+        "metadata": {},
+        "content": {"code": "1"},
+        "buffers": [b"\xff"],
+    }
+    channel, back = framing.decode(
+        framing.SUBPROTOCOL, framing.encode(framing.SUBPROTOCOL, "shell", msg)
+    )
     assert channel == "shell" and back["content"] == {"code": "1"} and back["buffers"] == [b"\xff"]
 
 
@@ -152,10 +197,17 @@ def test_bad_v1_frames_raise_frame_error(frame):
         framing.decode(framing.SUBPROTOCOL, frame)
 
 
-@pytest.mark.parametrize("frame", [
-    "not json", "[1]", '{"header": 5}', b"\x00\x00", struct.pack("!I", 0),
-    struct.pack("!2I", 1, 2) + b"{}",
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        "[1]",
+        '{"header": 5}',
+        b"\x00\x00",
+        struct.pack("!I", 0),
+        struct.pack("!2I", 1, 2) + b"{}",
+    ],
+)
 def test_bad_legacy_frames_raise_frame_error(frame):
     with pytest.raises(framing.FrameError):
         framing.decode(None, frame)
@@ -179,8 +231,9 @@ def iopub_of(step: str):
 
 
 def test_crash_restart_status_is_a_kernel_restart_from_the_kernel():
-    found = [(f, m) for f, m in iopub_of("crash") if m["content"].get("execution_state")
-             == "restarting"]
+    found = [
+        (f, m) for f, m in iopub_of("crash") if m["content"].get("execution_state") == "restarting"
+    ]
     assert len(found) == 1
     frame, msg = found[0]
     assert msg["header"]["session"] == frame["session"]  # the server speaks as us ...
@@ -189,8 +242,9 @@ def test_crash_restart_status_is_a_kernel_restart_from_the_kernel():
 
 
 def test_rest_restart_and_delete_are_shutdown_replies():
-    restart = [to_event(m) for _, m in iopub_of("rest-restart") if m["msg_type"] ==
-               "shutdown_reply"]
+    restart = [
+        to_event(m) for _, m in iopub_of("rest-restart") if m["msg_type"] == "shutdown_reply"
+    ]
     delete = [to_event(m) for _, m in iopub_of("delete") if m["msg_type"] == "shutdown_reply"]
     assert [e.restart for e in restart] == [True] and [e.restart for e in delete] == [False]
     assert all(isinstance(e, KernelRestart) and e.reason == "" for e in restart + delete)
@@ -206,11 +260,16 @@ def test_rate_limit_text_is_output_dropped_not_stderr():
 
 
 def test_data_rate_text_and_one_notice_per_cell():
-    data_text = ("IOPub data rate exceeded.\nThe Jupyter server will temporarily stop sending "
-                 "output\nto the client in order to avoid crashing it.\n")
+    data_text = (
+        "IOPub data rate exceeded.\nThe Jupyter server will temporarily stop sending "
+        "output\nto the client in order to avoid crashing it.\n"
+    )
     bob = Peer("s1", "bob")
-    msg = {"header": {"msg_type": "stream"}, "parent_header": {"session": "s1", "username": "bob",
-           "msg_id": "c1"}, "content": {"name": "stderr", "text": data_text}}
+    msg = {
+        "header": {"msg_type": "stream"},
+        "parent_header": {"session": "s1", "username": "bob", "msg_id": "c1"},
+        "content": {"name": "stderr", "text": data_text},
+    }
     ev = to_event(msg)
     assert ev == OutputDropped(bob, "c1", "data rate", "ServerApp.iopub_data_rate_limit")
     t = Transcript(Renderer(color=False))
@@ -218,18 +277,29 @@ def test_data_rate_text_and_one_notice_per_cell():
         t.feed(ev)
     t.feed(OutputDropped(bob, "c1", "message rate", "ServerApp.iopub_msg_rate_limit"))
     out = "".join(t.take())
-    assert out.count("the server dropped output: data rate limit; raise "
-                     "ServerApp.iopub_data_rate_limit") == 1
-    assert out.count("the server dropped output: rate limit; raise "
-                     "ServerApp.iopub_msg_rate_limit") == 1
+    assert (
+        out.count(
+            "the server dropped output: data rate limit; raise ServerApp.iopub_data_rate_limit"
+        )
+        == 1
+    )
+    assert (
+        out.count("the server dropped output: rate limit; raise ServerApp.iopub_msg_rate_limit")
+        == 1
+    )
     # a peer's own stderr that merely starts alike stays stderr
     msg["content"]["text"] = "IOPub data rate exceeded.\n(just kidding)\n"
     assert isinstance(to_event(msg), Stream)
 
 
 def test_server_status_dead_is_a_shutdown():
-    ev = to_event({"header": {"msg_type": "status"}, "parent_header": {},
-                   "content": {"execution_state": "dead"}})
+    ev = to_event(
+        {
+            "header": {"msg_type": "status"},
+            "parent_header": {},
+            "content": {"execution_state": "dead"},
+        }
+    )
     assert ev == KernelRestart(KERNEL, "", restart=False, reason="dead")
     t = Transcript(Renderer(color=False))
     t.feed(ev)
@@ -249,10 +319,20 @@ def test_nudges_carry_our_session_and_the_servers_username():
 # ------------------------------------------------------------- kernel choice
 
 TABLE = [
-    {"id": "k-old", "name": "python3", "execution_state": "idle", "connections": 1,
-     "last_activity": "2026-01-01T10:00:00.000000Z"},
-    {"id": "k-new", "name": "ir", "execution_state": "busy", "connections": 2,
-     "last_activity": "2026-01-02T10:00:00.000000Z"},
+    {
+        "id": "k-old",
+        "name": "python3",
+        "execution_state": "idle",
+        "connections": 1,
+        "last_activity": "2026-01-01T10:00:00.000000Z",
+    },
+    {
+        "id": "k-new",
+        "name": "ir",
+        "execution_state": "busy",
+        "connections": 2,
+        "last_activity": "2026-01-02T10:00:00.000000Z",
+    },
     {"bogus": 1},
 ]
 SESSIONS = [{"path": "a.ipynb", "kernel": {"id": "k-old"}}, {"path": "b.ipynb", "kernel": None}]
@@ -264,11 +344,14 @@ def test_rows_sort_most_recent_first_with_notebooks():
     assert table[1].notebooks == ("a.ipynb",) and table[0].connections == 2
 
 
-@pytest.mark.parametrize(("target", "kernel", "why"), [
-    (ServerTarget("http://h/", "notebook", path="a.ipynb"), "k-old", "notebook a.ipynb"),
-    (ServerTarget("http://h/", "root"), "k-new", "most recently active of 2"),
-    (ServerTarget("http://h/", "kernel", kernel_id="k9"), "k9", ""),
-])
+@pytest.mark.parametrize(
+    ("target", "kernel", "why"),
+    [
+        (ServerTarget("http://h/", "notebook", path="a.ipynb"), "k-old", "notebook a.ipynb"),
+        (ServerTarget("http://h/", "root"), "k-new", "most recently active of 2"),
+        (ServerTarget("http://h/", "kernel", kernel_id="k9"), "k9", ""),
+    ],
+)
 def test_pick(target, kernel, why):
     choice = pick(target, rows(TABLE, SESSIONS))
     assert choice.kernel_id == kernel and why in choice.why
@@ -277,8 +360,10 @@ def test_pick(target, kernel, why):
 def test_pick_only_kernel_and_errors():
     only = [KernelRow("k1", "python3", "idle", 0, "")]
     assert "the only kernel" in pick(ServerTarget("http://h/"), only).why
-    for target, table in [(ServerTarget("http://h/"), []),
-                          (ServerTarget("http://h/", "notebook", path="zz.ipynb"), only)]:
+    for target, table in [
+        (ServerTarget("http://h/"), []),
+        (ServerTarget("http://h/", "notebook", path="zz.ipynb"), only),
+    ]:
         with pytest.raises(MirrorError) as info:
             pick(target, table)
         assert info.value.status == ExitStatus.NOT_FOUND
@@ -295,10 +380,12 @@ def test_token_sources_in_order(tmp_path):
     assert find_token(t, None, env, None) == ("url", "the URL")
     assert find_token(bare, None, env, None) == ("env", "JUPYTER_TOKEN")
     assert find_token(bare, None, {"JUPYTERHUB_API_TOKEN": "hub"}, None)[0] == "hub"
-    (tmp_path / "jpserver-1.json").write_text(json.dumps(
-        {"url": "http://127.0.0.1:8888/user/a/", "token": "file"}))
-    (tmp_path / "jpserver-2.json").write_text(json.dumps(
-        {"url": "http://127.0.0.1:9999/", "token": "other"}))
+    (tmp_path / "jpserver-1.json").write_text(
+        json.dumps({"url": "http://127.0.0.1:8888/user/a/", "token": "file"})
+    )
+    (tmp_path / "jpserver-2.json").write_text(
+        json.dumps({"url": "http://127.0.0.1:9999/", "token": "other"})
+    )
     (tmp_path / "jpserver-3.json").write_text("{torn")
     assert find_token(bare, None, {}, str(tmp_path)) == ("file", "jpserver-1.json")
     other = parse_server_url("http://127.0.0.1:7777/")
