@@ -190,6 +190,7 @@ class LabPeer:
             channel, parts = deserialize_msg_from_ws_v1(data)
             header, parent, metadata, content = (self.session.unpack(p) for p in parts[:4])
             msg = {
+                "t": time.perf_counter(),  # arrival, for the benchmarks
                 "header": header,
                 "parent_header": parent,
                 "metadata": metadata,
