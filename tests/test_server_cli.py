@@ -200,7 +200,9 @@ def record_with_a_gap(server, terminal, ipymirror_argv, out):
     )
 
 
-def share_and_watch(url: str, token: str, bob, terminal, ipymirror_argv, tmp_path) -> None:
+def share_and_watch(
+    url: str, token: str, bob, terminal, ipymirror_argv, tmp_path, token_env: str = "JUPYTER_TOKEN"
+) -> None:
     """``share --existing URL`` holds the token; a viewer with only the ticket sees bob's cell."""
     from ipymirror.transports.share.ticket import read_ticket_file
 
