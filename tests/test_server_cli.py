@@ -11,6 +11,7 @@ import socket
 import threading
 
 import pytest
+import websocket
 from server_helpers import LabPeer, start_jupyter_server
 from test_cli_errors import one_error_line, run_cli
 from test_server_e2e import PROMPT, env
@@ -247,3 +248,27 @@ def test_watch_and_share_over_a_server(server, kernel_id, terminal, ipymirror_ar
         watcher.wait_for("to every viewer")
     finally:
         bob.close()
+
+
+def test_legacy_framing_and_pings_answered(terminal, ipymirror_argv, tmp_path, jupyter_dirs):
+    """An older server's JSON framing; pings every 100 ms, a socket closed after 400 ms
+    without a pong: a cell that runs 1.5 s outlives many pings without a reconnect."""
+    config = tmp_path / "legacy_config.py"
+    config.write_text(
+        "c.ZMQChannelsWebsocketConnection.kernel_ws_protocol = ''\n"
+        "c.ServerApp.tornado_settings = {'ws_ping_interval': 100, 'ws_ping_timeout': 400}\n"
+    )
+    server = start_jupyter_server(tmp_path / "legacy", "tok", "/user/alice/", f"--config={config}")
+    try:
+        kid = server.new_notebook_session("nb.ipynb")["kernel"]["id"]
+        term = terminal(ipymirror_argv("--existing", f"{server.url}notebooks/nb.ipynb?token=tok"),
+                        env=env(), cols=200)
+        term.wait_for(PROMPT, timeout=30)
+        term.send("import time; time.sleep(1.5); print('still', 'here')\r")
+        term.wait_for("still here", timeout=30)
+        with pytest.raises(websocket.WebSocketException):  # it offers no v1 to a v1 client
+            LabPeer(server, kid, "lab-bob")
+    finally:
+        server.stop()
+    assert "connection to the server dropped" not in term.text()
+    assert not any("ping timeout" in line for line in server.log)
