@@ -261,8 +261,11 @@ def test_legacy_framing_and_pings_answered(terminal, ipymirror_argv, tmp_path, j
     server = start_jupyter_server(tmp_path / "legacy", "tok", "/user/alice/", f"--config={config}")
     try:
         kid = server.new_notebook_session("nb.ipynb")["kernel"]["id"]
-        term = terminal(ipymirror_argv("--existing", f"{server.url}notebooks/nb.ipynb?token=tok"),
-                        env=env(), cols=200)
+        term = terminal(
+            ipymirror_argv("--existing", f"{server.url}notebooks/nb.ipynb?token=tok"),
+            env=env(),
+            cols=200,
+        )
         term.wait_for(PROMPT, timeout=30)
         term.send("import time; time.sleep(1.5); print('still', 'here')\r")
         term.wait_for("still here", timeout=30)

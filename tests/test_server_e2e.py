@@ -154,3 +154,24 @@ def test_dropped_connection_reconnects_with_the_same_session(
         assert again["parent_header"]["session"] == first["parent_header"]["session"]
     finally:
         proxy.close()
+
+
+def test_input_and_interrupt_through_the_server(server, notebook, terminal, ipymirror_argv):
+    _, bob = notebook
+    term = join(terminal, ipymirror_argv, f"{server.url}tree/{NOTEBOOK}", server.token)
+    term.send("name = input('who? ')" + ENTER)
+    term.wait_for(lambda t: t.cursor_line().startswith("who?"))  # the kernel asks (stdin)
+    term.send("zoe" + ENTER)
+    term.wait_for(PROMPT)
+    term.send("name.title()" + ENTER)
+    term.wait_for("Out[2]: 'Zoe'")
+    term.send("import time; time.sleep(60)" + ENTER)
+    term.wait_for("▶ you")
+    bob.wait_iopub(
+        lambda m: m["msg_type"] == "execute_input" and "sleep(60)" in m["content"]["code"]
+    )
+    term.ctrl("c")  # REST api/kernels/ID/interrupt
+    term.wait_for("KeyboardInterrupt", timeout=20)
+    bob.wait_iopub(
+        lambda m: m["msg_type"] == "error" and m["content"]["ename"] == "KeyboardInterrupt"
+    )
