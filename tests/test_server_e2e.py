@@ -82,9 +82,6 @@ def test_notebook_url_joins_and_both_sides_see_each_other(
     bob.wait_iopub(
         lambda m: m["msg_type"] == "stream" and m["content"]["text"] == "from the terminal 5\n"
     )
-    # completion goes over the same socket
-    term.send("import collections; collections.Ordered\t")
-    term.wait_for("collections.OrderedDict")
 
 
 def test_restart_crash_and_shutdown_are_told(server, notebook, terminal, ipymirror_argv):

@@ -42,7 +42,9 @@ def server_api(args: Namespace, target: ServerTarget) -> ServerAPI:
     )
 
 
-async def open_server_link(args: Namespace, username: str) -> ServerLink:
+async def open_server_link(
+    args: Namespace, username: str, *, join_only: bool = False
+) -> ServerLink:
     """``--existing URL`` (join) or ``--server URL`` (start a kernel there)."""
     if getattr(args, "ssh", None):
         raise MirrorError(
@@ -51,7 +53,7 @@ async def open_server_link(args: Namespace, username: str) -> ServerLink:
     target = _target(args)
     api = server_api(args, target)
     if getattr(args, "server", None):
-        if getattr(args, "join_only", False):
+        if join_only:
             await api.close()
             raise MirrorError(
                 "--server starts a kernel: use it without a subcommand", ExitStatus.USAGE

@@ -19,10 +19,12 @@ class KernelTransport(Protocol):
     where: str  # what the user named: a connection file, a URL
     kernel_info: dict[str, Any]
     state_at_connect: str
-    bad_signatures: int
+    bad_signatures: int  # messages that failed authentication (dropped)
+    malformed: int  # signed messages that are not valid messages (delivered raw)
     manager: Any  # set when this process started the kernel (it may then restart it)
     on_stdin: Callable[[dict[str, Any]], None] | None
     on_bad_message: Callable[[], None] | None
+    on_malformed: Callable[[str], None] | None
     on_notice: Callable[[str], None] | None  # what the transport itself has to say
 
     @property
@@ -40,7 +42,6 @@ class KernelTransport(Protocol):
         self, timeout: float, *, stdin: bool = True, control: bool = True
     ) -> None: ...
     async def close(self, shutdown: bool | None = None) -> None: ...
-    def lossless(self) -> None: ...
     def is_beating(self) -> bool: ...
     def iopub_batches(self) -> AsyncIterator[list[dict[str, Any]]]: ...
     async def pending_iopub(self) -> list[dict[str, Any]]: ...

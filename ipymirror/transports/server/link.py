@@ -16,7 +16,7 @@ through it unchanged.  Rules it keeps:
   its rate-limit stderr pass through as IOPub: :mod:`ipymirror.core.protocol`
   turns them into the same events as on ZMQ.
 * Nothing is dropped on our side (the websocket is TCP); a frame that does not
-  parse is counted in ``bad_signatures`` and reported once.
+  parse is counted in ``malformed``, reported once, and dropped.
 * Liveness (``is_beating``): the websocket is open and the REST API says the
   kernel exists and is not dead (asked every ``POLL`` seconds).
 """
@@ -80,10 +80,12 @@ class ServerLink:
         self.where = target.display
         self.kernel_info: dict[str, Any] = {}
         self.state_at_connect = "unknown"
-        self.bad_signatures = 0
+        self.bad_signatures = 0  # always 0: the server checks signatures, not us
+        self.malformed = 0  # frames that are not kernel messages (dropped)
         self.manager: ServerKernel | None = None
         self.on_stdin: Callable[[Message], None] | None = None
         self.on_bad_message: Callable[[], None] | None = None
+        self.on_malformed: Callable[[str], None] | None = None
         self.on_notice: Callable[[str], None] | None = None
         # Session builds the headers.  Frames carry no signature (the server signs
         # what it relays); a key only keeps Session from warning that it has none.
@@ -226,9 +228,6 @@ class ServerLink:
                 await self.api.shutdown(self.kernel_id)
         await self.api.close()
 
-    def lossless(self) -> None:
-        """Nothing to do: a websocket never drops a message on our side."""
-
     def is_beating(self) -> bool:
         ws = self._ws
         return ws is not None and not ws.closed and self._alive
@@ -258,10 +257,10 @@ class ServerLink:
     def _frame(self, data: str | bytes) -> None:
         try:
             channel, msg = decode(self.protocol, data)
-        except FrameError:
-            self.bad_signatures += 1
-            if self.bad_signatures == 1 and self.on_bad_message is not None:
-                self.on_bad_message()
+        except FrameError as exc:
+            self.malformed += 1
+            if self.malformed == 1 and self.on_malformed is not None:
+                self.on_malformed(str(exc))
             return
         if channel == "iopub":
             if not self._server_nudge(msg):
