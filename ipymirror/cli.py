@@ -30,6 +30,8 @@ labelled, above your own prompt.
 
   ipymirror                      start a kernel and open the console; prints how peers join
   ipymirror --existing [FILE]    join a running kernel (no FILE: the most recent one)
+  ipymirror --existing URL       join a kernel behind a Jupyter Server / JupyterLab / JupyterHub
+  ipymirror --server URL         start a kernel on a Jupyter Server; prints how peers join
   ipymirror watch [--existing F] read-only view of the same stream: no prompt, never executes
   ipymirror record OUT           append every broadcast of a kernel to a recording (never executes)
   ipymirror replay IN            play a recording back with its timing (--into-existing: re-run it)
@@ -41,7 +43,8 @@ labelled, above your own prompt.
 EXIT_STATUS = """\
 Exit status: 0 ok, 1 other failure (e.g. an output file that cannot be written),
 2 usage, 3 connection file, 4 kernel unreachable, 5 kernelspec, 6 recording,
-7 address, 130 interrupted."""
+7 address, 8 server unreachable, 9 not a Jupyter server, 10 token refused,
+11 forbidden, 12 not found on the server, 130 interrupted."""
 
 EPILOG = f"""\
 examples:
@@ -212,8 +215,9 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         nargs="?",
         const="",
         default=keep,
-        metavar="FILE",
-        help="join a running kernel by connection file (default: the most recent one)",
+        metavar="FILE|URL",
+        help="join a running kernel: a connection file (default: the most recent one), or "
+        "a Jupyter Server URL (a notebook's page, .../api/kernels/ID, or the server root)",
     )
     parser.add_argument(
         "-f", dest="existing", default=keep, metavar="FILE", help="same as --existing FILE"
@@ -231,6 +235,24 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     )
     parser.add_argument(
         "--sshkey", default=argparse.SUPPRESS, metavar="FILE", help="private key for --ssh"
+    )
+    parser.add_argument(
+        "--token",
+        default=keep,
+        help="Jupyter Server token (else ?token= in the URL, $JUPYTER_TOKEN, "
+        "$JUPYTERHUB_API_TOKEN, or a local server's runtime file)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=argparse.SUPPRESS if sub else False,
+        help="https: do not check the server's certificate",
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        default=argparse.SUPPRESS if sub else False,
+        help="list a Jupyter Server's kernels, then exit",
     )
     parser.add_argument(
         "--ip",
@@ -288,6 +310,9 @@ def _console_options(parser: argparse.ArgumentParser) -> None:
         help="kernelspec to start when not joining (default: python3)",
     )
     parser.add_argument("--record", metavar="FILE", help="also record the session to FILE")
+    parser.add_argument(
+        "--server", metavar="URL", help="start the kernel on this Jupyter Server instead"
+    )
     parser.add_argument(
         "--confirm-exit",
         action=argparse.BooleanOptionalAction,
@@ -552,6 +577,10 @@ async def _dispatch(args: argparse.Namespace) -> ExitStatus:
     from ipymirror.commands.console import run_console
     from ipymirror.commands.watch import run_watch
 
+    if getattr(args, "list", False):
+        from ipymirror.commands.server import run_list
+
+        return await run_list(args)
     if args.command == "watch":
         return await run_watch(args)
     if args.command == "share":

@@ -29,6 +29,7 @@ from ipymirror.terminal.mirror import Mirror
 from ipymirror.terminal.watch_view import WatchView
 from ipymirror.terminal.writer import TerminalWriter
 from ipymirror.transports.base import KernelTransport
+from ipymirror.transports.server.urls import is_server_url
 from ipymirror.transports.zmq import KernelLink, default_username, resolve_connection_file
 
 __all__ = [
@@ -67,7 +68,7 @@ async def open_link(
     args: Namespace, *, join_only: bool = False, name: str = "", role: str = ""
 ) -> KernelTransport:
     """Join ``--existing`` (or, unless ``join_only``, start a kernel) as ``--name``
-    (else ``name``, else the login name).
+    (else ``name``, else the login name).  A server URL goes to the websocket transport.
 
     ``role`` marks one of ipymirror's own tools (watch, record, share, replay):
     its session id says so (:func:`tool_session`), and no ipymirror lists it
@@ -75,12 +76,15 @@ async def open_link(
     """
     username = args.name or name or default_username()
     ip = getattr(args, "ip", "") or None
-    if args.existing is not None or join_only:
+    link: KernelTransport
+    if is_server_url(args.existing) or getattr(args, "server", None):
+        from ipymirror.commands.server import open_server_link
+
+        link = await open_server_link(args, username, join_only=join_only)
+    elif args.existing is not None or join_only:
         path = resolve_connection_file(args.existing or None)
         sshkey = getattr(args, "sshkey", "") or None
-        link: KernelTransport = KernelLink.join(
-            path, username, ssh=args.ssh, sshkey=sshkey, ip=ip
-        )
+        link = KernelLink.join(path, username, ssh=args.ssh, sshkey=sshkey, ip=ip)
     else:
         link = await KernelLink.start(args.kernel, username, ip=ip)
     if role:
@@ -161,6 +165,7 @@ def mirror_for_link(link: KernelTransport, args: Namespace, stream: Any) -> Mirr
     link.on_malformed = lambda why: mirror.notice(
         f"the kernel sent a malformed message ({why}); not shown, and any more will not be"
     )
+    link.on_notice = mirror.notice
     return mirror
 
 

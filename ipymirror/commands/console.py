@@ -405,9 +405,10 @@ async def _console(link: KernelTransport, args: Namespace, recorder: Recorder | 
         mirror.notice(f"recording to {args.record}")
     mirror.writer.push(banner_lines(link, mirror.renderer, whole=bool(getattr(args, "banner", 0))))
     if link.manager is not None:
+        also = "" if "://" in link.where else "  (jupyter console --existing works too)"
         mirror.notice(
             f"started a {link.description}; peers join with: "
-            f"ipymirror --existing {link.where}  (jupyter console --existing works too)"
+            f"ipymirror --existing {link.where}{also}"
         )
     else:
         mirror.notice(f"joined the {link.description} of {link.where} as {me.label}")

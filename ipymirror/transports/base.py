@@ -26,6 +26,7 @@ class KernelTransport(Protocol):
     on_stdin: Callable[[dict[str, Any]], None] | None
     on_bad_message: Callable[[], None] | None
     on_malformed: Callable[[str], None] | None
+    on_notice: Callable[[str], None] | None  # what the transport itself has to say
 
     @property
     def session_id(self) -> str: ...

@@ -97,6 +97,7 @@ class KernelLink:
         self.on_bad_message: Callable[[], None] | None = None
         #: Called once, on the first signed message that is malformed (with what is wrong).
         self.on_malformed: Callable[[str], None] | None = None
+        self.on_notice: Callable[[str], None] | None = None  # unused: ZMQ has nothing to add
 
     # -- construction ------------------------------------------------------
     @classmethod
