@@ -66,7 +66,25 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="how long to wait for the kernel to answer (default: 10)",
     )
     parser.add_argument("--no-color", action="store_true", help="plain text (also: NO_COLOR=1)")
+    _images(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+
+def _images(parser: argparse.ArgumentParser) -> None:
+    """--images and --image-rows: how peers' plots are drawn (terminal/graphics.py)."""
+    parser.add_argument(
+        "--images",
+        choices=("auto", "kitty", "iterm", "sixel", "blocks", "off"),
+        default="auto",
+        help="draw images with this terminal protocol (default: auto-detect)",
+    )
+    parser.add_argument(
+        "--image-rows",
+        type=_count(1),
+        default=20,
+        metavar="N",
+        help="an image takes at most N rows (default: 20)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,6 +207,7 @@ def _recording_commands(sub: argparse._SubParsersAction) -> None:
         "--timeout", type=_positive, default=10.0, metavar="SECONDS", help="kernel answer timeout"
     )
     replay.add_argument("--no-color", action="store_true", help="plain text (also: NO_COLOR=1)")
+    _images(replay)
     replay.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     export = sub.add_parser(
         "export",

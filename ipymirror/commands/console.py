@@ -133,6 +133,7 @@ class Console:
             app.is_done,
             below,
             waiting,
+            painter.version if (painter := self.mirror.writer.painter) else 0,  # live plots
         )
         if key != self._message_key:  # redrawn every frame of a flood: parse ANSI only on change
             if app.is_done:

@@ -13,17 +13,25 @@ Rules this writer keeps:
   If the terminal cannot keep up, the oldest unwritten lines are dropped and a
   notice line says how many — never silently.
 * Writes go straight to the file descriptor in bytes: no per-line work.
+* A picture is drawn by the ``painter`` on its worker thread; frames write
+  everything before it, then wait (the loop still runs) until it is ready, so
+  the text after a plot never overtakes it.  Without a painter, or on failure,
+  it is its placeholder line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import select
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
+
+from ipymirror.core.images import Picture
+from ipymirror.terminal.images import ImagePainter, fallback
 
 __all__ = ["TerminalWriter"]
 
@@ -46,6 +54,7 @@ class TerminalWriter:
         *,
         max_pending: int = MAX_PENDING,
         notice: Callable[[str], str] = lambda s: f"» {s}",
+        painter: ImagePainter | None = None,
     ) -> None:
         self.stream = stream
         try:
@@ -55,7 +64,8 @@ class TerminalWriter:
         self.app: Any = None
         self.max_pending = max_pending
         self._notice = notice
-        self._pending: deque[bytes] = deque()
+        self.painter = painter
+        self._pending: deque[bytes | _Drawing] = deque()
         self._size = 0
         self._scheduled = False
         self.frame_bytes = 64 * 1024
@@ -65,16 +75,49 @@ class TerminalWriter:
         self.frames = 0
 
     # -- input side ----------------------------------------------------------
-    def push(self, chunks: list[str]) -> None:
-        """Queue committed chunks (each ending in a newline) and schedule a frame."""
+    def push(self, chunks: Sequence[str | Picture]) -> None:
+        """Queue committed chunks (text ending in a newline, or pictures); schedule a frame."""
         if not chunks:
             return
-        data = "".join(chunks).encode("utf-8", "replace")
-        self._pending.append(data)
-        self._size += len(data)
+        text: list[str] = []
+        for chunk in chunks:
+            if isinstance(chunk, Picture):
+                if text:
+                    self._append("".join(text).encode("utf-8", "replace"))
+                    text = []
+                self._append_picture(chunk)
+            else:
+                text.append(chunk)
+        if text:
+            self._append("".join(text).encode("utf-8", "replace"))
         if self._size > self.max_pending:
             self._shed()
         self._schedule()
+
+    def _append(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._size += len(data)
+
+    def _append_picture(self, pic: Picture) -> None:
+        if self.painter is None:
+            self._append(fallback(pic))
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (tests, shutdown): draw now
+            self._append(self.painter.encode(pic))
+            return
+        drawing = _Drawing(self.painter.submit(pic), fallback(pic), pic.rows)
+        drawing.future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._schedule))
+        self._pending.append(drawing)
+        self._size += len(drawing.fallback)
+
+    def _ready(self) -> bool:
+        """Is there something a frame can write now (not just a picture still drawing)?"""
+        if not self._pending:
+            return False
+        head = self._pending[0]
+        return not isinstance(head, _Drawing) or head.future.done()
 
     def _shed(self) -> None:
         """Drop the oldest unwritten output down to half the cap.
@@ -83,6 +126,12 @@ class TerminalWriter:
         """
         while self._pending and self._size > self.max_pending // 2:
             data = self._pending.popleft()
+            if isinstance(data, _Drawing):
+                data.future.cancel()
+                self._size -= len(data.fallback)
+                self.lines_dropped += data.rows
+                self._unannounced += data.rows
+                continue
             self._size -= len(data)
             dropped = data.count(b"\n")
             self.lines_dropped += dropped
@@ -102,8 +151,8 @@ class TerminalWriter:
 
     def _frame(self) -> None:
         self._scheduled = False
-        if not self._pending and not self._unannounced:
-            return
+        if not self._ready() and not self._unannounced:
+            return  # a picture still drawing schedules the next frame when done
         app = self.app
         start = time.monotonic()
         data = self._take(self.frame_bytes)
@@ -117,7 +166,7 @@ class TerminalWriter:
             self.frame_bytes = min(FRAME_MAX, self.frame_bytes * 2)
         elif elapsed > FRAME_TARGET * 2:
             self.frame_bytes = max(FRAME_MIN, self.frame_bytes // 2)
-        if self._pending:
+        if self._ready():
             self._schedule()
 
     @staticmethod
@@ -155,7 +204,18 @@ class TerminalWriter:
         parts: list[bytes] = []
         size = 0
         while self._pending and size < limit:
-            data = self._pending.popleft()
+            head = self._pending[0]
+            if isinstance(head, _Drawing):
+                if not head.future.done():
+                    break
+                self._pending.popleft()
+                self._size -= len(head.fallback)
+                data = head.result()
+                parts.append(data)  # whole: never split inside an escape sequence
+                size += len(data)
+                continue
+            self._pending.popleft()
+            data = head
             room = limit - size
             if len(data) > room:
                 cut = data.rfind(b"\n", 0, room) + 1 or data.find(b"\n", room) + 1
@@ -164,7 +224,7 @@ class TerminalWriter:
                     data = data[:cut]
             parts.append(data)
             size += len(data)
-        self._size -= size
+            self._size -= len(data)
         if self._unannounced:
             note = f"… {self._unannounced:,} lines not shown: the terminal could not keep up"
             parts.insert(0, self._notice(note).encode() + b"\n")
@@ -199,7 +259,38 @@ class TerminalWriter:
     def flush_now(self) -> None:
         """Write everything pending synchronously (before exit)."""
         while self._pending or self._unannounced:
+            head = self._pending[0] if self._pending else None
+            if isinstance(head, _Drawing):
+                concurrent.futures.wait([head.future], timeout=10.0)
+                if not head.future.done():
+                    head.future.cancel()
+                    head.future = _done(head.fallback)
             self._write(self._take(FRAME_MAX))
+
+
+class _Drawing:
+    """A picture the painter is drawing: its future bytes, and what to write instead."""
+
+    __slots__ = ("fallback", "future", "rows")
+
+    def __init__(
+        self, future: concurrent.futures.Future[bytes], fallback: bytes, rows: int
+    ) -> None:
+        self.future = future
+        self.fallback = fallback
+        self.rows = rows
+
+    def result(self) -> bytes:
+        try:
+            return self.future.result(timeout=0)
+        except BaseException:  # cancelled, or the worker failed: the placeholder
+            return self.fallback
+
+
+def _done(data: bytes) -> concurrent.futures.Future[bytes]:
+    future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+    future.set_result(data)
+    return future
 
 
 def _hold() -> None:
