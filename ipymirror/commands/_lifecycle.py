@@ -67,7 +67,7 @@ def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") ->
         language=language,
         images=drawable_types() if painter is not None else frozenset(),
         image_rows=rows,
-        cell=graphics.cell,
+        cell=(1, 2) if graphics.protocol == "blocks" else graphics.cell,  # a pixel per half-cell
     )
     writer = TerminalWriter(stream, notice=renderer.notice, painter=painter)
     if painter is not None:

@@ -75,8 +75,7 @@ class Picture:
 
     def lines(self) -> list[str]:
         """The placeholder as lines of text, for whoever draws no images."""
-        end = "\x1b[0m" if "\x1b" in self.fallback else ""
-        return [self.gutter + self.fallback + end]
+        return [self.gutter + self.fallback]  # fallback is painted: it resets its colour
 
 
 def _png_dims(head: bytes) -> tuple[int, int] | None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import io
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -84,17 +85,12 @@ def fit(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
 
 
 def _svg_png(svg: str, size: tuple[int, int]) -> bytes:
+    """SVG to PNG with cairosvg.  ``unsafe=False``: no XML entities, no external
+    files or URLs (only ``data:`` images inside the SVG are loaded)."""
     import cairosvg  # type: ignore[import-untyped]
 
-    def no_fetch(url: str, *args: Any, **kwargs: Any) -> Any:
-        raise ValueError(f"external resource refused: {url[:80]}")
-
     png = cairosvg.svg2png(
-        bytestring=svg.encode("utf-8"),
-        output_width=size[0],
-        output_height=size[1],
-        url_fetcher=no_fetch,
-        unsafe=False,
+        bytestring=svg.encode("utf-8"), output_width=size[0], output_height=size[1], unsafe=False
     )
     return bytes(png)
 
@@ -159,11 +155,27 @@ def iterm(image: Any, cols: int, rows: int) -> str:
     return f"\x1b]1337;File={args}:{data}\x07"
 
 
+_REGISTER = re.compile(r"#(\d+);2;\d+;\d+;\d+")
+_RASTER = re.compile(r'\x1bP[0-9;]*q(?:"[0-9;]*)?')
+
+
 def sixel(image: Any) -> str:
-    """DEC sixel, by textual-image's encoder (up to 256 colours)."""
+    """DEC sixel, by textual-image's encoder (up to 256 colours).
+
+    The colour registers are then all defined up front, as img2sixel does:
+    textual-image defines each one where it is first used, and xterm (-ti
+    vt340, checked on xterm 379) then draws the bands before a definition in
+    that register's old colour (a grey stripe across the top of a plot).
+    """
     from textual_image._sixel import image_to_sixels
 
-    return str(image_to_sixels(image))
+    seq = str(image_to_sixels(image))
+    head = _RASTER.match(seq)
+    if head is None:
+        return seq
+    defs = "".join(m.group(0) for m in _REGISTER.finditer(seq, head.end()))
+    body = _REGISTER.sub(lambda m: "#" + m.group(1), seq[head.end() :])
+    return seq[: head.end()] + defs + body
 
 
 def blocks(image: Any, gutter: str = "") -> list[str]:
