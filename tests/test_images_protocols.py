@@ -199,6 +199,30 @@ def test_a_broken_image_is_its_placeholder():
     assert painter.encode(liar) == placeholder
 
 
+def test_the_worker_is_a_process_and_survives_a_crash():
+    import concurrent.futures
+    import os
+
+    pic = picture(quadrants())
+    painter = ImagePainter("kitty")
+    try:
+        assert painter.submit(pic).result(60).startswith("│ \n".encode())
+        pid = painter._executor().submit(os.getpid).result(30)
+        assert pid != os.getpid()
+        # a decoder that kills its process: the picture is its placeholder, the next one draws
+        painter._executor().submit(os._exit, 1)
+        broken = painter.submit(pic).result(60)
+        assert broken in (fallback_bytes(pic), painter.encode(pic))
+        assert b"\x1b_Ga=T" in painter.submit(pic).result(60)
+    finally:
+        painter.close()
+    assert isinstance(painter._pool, concurrent.futures.ProcessPoolExecutor)
+
+
+def fallback_bytes(pic: Picture) -> bytes:
+    return "".join(line + "\n" for line in pic.lines()).encode()
+
+
 def test_tmux_passthrough_doubles_escapes():
     assert tmux_wrap("\x1b_Ga=T;x\x1b\\") == "\x1bPtmux;\x1b\x1b_Ga=T;x\x1b\x1b\\\x1b\\"
     pic = picture(quadrants())
@@ -215,11 +239,14 @@ def test_writer_keeps_text_after_a_picture_in_order_and_off_the_loop():
     release = threading.Event()
 
     class SlowPainter(ImagePainter):
-        def encode(self, p: Picture) -> bytes:
-            release.wait(10)
-            return super().encode(p)
+        def _run(self, fn, *args):
+            def slow(*a):
+                release.wait(10)
+                return fn(*a)
 
-    writer = TerminalWriter(out, painter=SlowPainter("kitty"))
+            return super()._run(slow, *args)
+
+    writer = TerminalWriter(out, painter=SlowPainter("kitty", processes=False))
 
     async def main() -> None:
         writer.push(["before\n", pic, "after\n"])

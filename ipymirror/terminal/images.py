@@ -2,8 +2,8 @@
 
 The transcript hands over a :class:`~ipymirror.core.images.Picture` (the
 bundle's data and the cells it occupies); this module decodes it with Pillow
-and encodes it for one protocol.  Decoding and encoding run on one worker
-thread (:class:`ImagePainter`), never on the event loop, so a 20 MB PNG does
+and encodes it for one protocol.  Decoding and encoding run in one worker
+process (:class:`ImagePainter`), never on the event loop, so a 20 MB PNG does
 not freeze the prompt.  Any failure gives the placeholder line instead.
 
 Every drawn picture takes exactly ``rows`` lines of ordinary text first (the
@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import io
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -247,10 +248,32 @@ def fallback(pic: Picture) -> bytes:
 # ------------------------------------------------------------------- worker
 
 
-class ImagePainter:
-    """Encodes pictures on one worker thread; caches live-region renderings.
+def paint(pic: Picture, protocol: str, cell: tuple[int, int], tmux: bool) -> bytes | None:
+    """:func:`encode`, or None if the picture cannot be drawn (run in the worker)."""
+    try:
+        return encode(pic, protocol, cell, tmux=tmux)
+    except Exception:  # undecodable, truncated, hostile: the placeholder says what it was
+        return None
 
-    ``on_ready`` is called (from the worker thread) when a live rendering has
+
+def paint_live(pic: Picture, cols: int, rows: int) -> list[str] | None:
+    """Half-block lines of ``pic`` in ``cols`` x ``rows`` cells, or None (run in the worker)."""
+    try:
+        return blocks(decode(pic, (cols, rows * 2)), pic.gutter)
+    except Exception:
+        return None
+
+
+class ImagePainter:
+    """Draws pictures in one worker process; caches live-region renderings.
+
+    A process, not a thread: the sixel encoder is partly pure Python, and on
+    a thread it would hold the GIL against the prompt's key echo; and a
+    decoder that crashes on a hostile image takes down the worker, not the
+    mirror (the pool is then replaced, the picture is its placeholder).
+    ``processes=False`` uses a thread (where processes cannot be started).
+
+    ``on_ready`` is called (from a pool thread) when a live rendering has
     become ready, so the frontend can redraw its live region.
     """
 
@@ -261,42 +284,78 @@ class ImagePainter:
         *,
         tmux: bool = False,
         on_ready: Callable[[], None] | None = None,
+        processes: bool = not os.environ.get("IPYMIRROR_IMAGE_THREAD"),
     ) -> None:
         self.protocol = protocol
         self.cell = cell
         self.tmux = tmux
         self.on_ready = on_ready
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ipymirror-images")
+        self.processes = processes
+        self._pool: concurrent.futures.Executor | None = None
         self._lock = threading.Lock()
         self._queued = 0
         self._live: OrderedDict[tuple[int, int, int], list[str] | None] = OrderedDict()
         self.version = 0  # bumps when a live rendering becomes ready
         self.failures = 0
 
+    def _executor(self) -> concurrent.futures.Executor:
+        if self._pool is None:
+            if self.processes:
+                try:
+                    import multiprocessing
+
+                    context = multiprocessing.get_context("forkserver")  # no fork of our threads
+                    self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
+                except (ImportError, OSError, ValueError):
+                    self.processes = False
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    1, thread_name_prefix="ipymirror-images"
+                )
+        return self._pool
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        try:
+            return self._executor().submit(fn, *args)
+        except (concurrent.futures.BrokenExecutor, RuntimeError):
+            self._pool = None  # the worker died (a crashing decoder?): a new one
+            return self._executor().submit(fn, *args)
+
     def encode(self, pic: Picture) -> bytes:
         """Draw now, on this thread; the placeholder if anything fails."""
-        try:
-            return encode(pic, self.protocol, self.cell, tmux=self.tmux)
-        except Exception:  # undecodable, truncated, hostile: the placeholder says what it was
+        data = paint(pic, self.protocol, self.cell, self.tmux)
+        if data is None:
             self.failures += 1
             return fallback(pic)
+        return data
 
     def submit(self, pic: Picture) -> concurrent.futures.Future[bytes]:
-        """Draw on the worker; a done future with the placeholder when too many wait."""
+        """Draw in the worker; the placeholder at once when too many already wait."""
+        out: concurrent.futures.Future[bytes] = concurrent.futures.Future()
         with self._lock:
             if self._queued >= MAX_QUEUED:
-                done: concurrent.futures.Future[bytes] = concurrent.futures.Future()
-                done.set_result(fallback(pic))
-                return done
+                out.set_result(fallback(pic))
+                return out
             self._queued += 1
-        return self._pool.submit(self._run, pic)
 
-    def _run(self, pic: Picture) -> bytes:
-        try:
-            return self.encode(pic)
-        finally:
+        def done(job: concurrent.futures.Future[Any]) -> None:
             with self._lock:
                 self._queued -= 1
+            try:
+                data = job.result()
+            except concurrent.futures.BrokenExecutor:  # the worker died: a new one next time
+                data = None
+                self._pool = None
+            except BaseException:  # cancelled at exit
+                data = None
+            if data is None:
+                self.failures += 1
+                data = fallback(pic)
+            if not out.done():
+                out.set_result(data)
+
+        self._run(paint, pic, self.protocol, self.cell, self.tmux).add_done_callback(done)
+        return out
 
     def live(self, pic: Picture, max_rows: int) -> list[str]:
         """Half-block lines for the live region (redrawn in place by the app).
@@ -315,21 +374,25 @@ class ImagePainter:
             self._live[key] = None
             while len(self._live) > 32:
                 self._live.popitem(last=False)
-        self._pool.submit(self._render_live, pic, cols, rows, key)
+
+        def done(job: concurrent.futures.Future[Any]) -> None:
+            try:
+                lines = job.result()
+            except BaseException:
+                lines = None
+            if lines is None:
+                self.failures += 1
+                lines = pic.lines()
+            with self._lock:
+                if key in self._live:
+                    self._live[key] = lines
+                self.version += 1
+            if self.on_ready is not None:
+                self.on_ready()
+
+        self._run(paint_live, pic, cols, rows).add_done_callback(done)
         return pic.lines()
 
-    def _render_live(self, pic: Picture, cols: int, rows: int, key: tuple[int, int, int]) -> None:
-        try:
-            lines = blocks(decode(pic, (cols, rows * 2)), pic.gutter)
-        except Exception:
-            self.failures += 1
-            lines = pic.lines()
-        with self._lock:
-            if key in self._live:
-                self._live[key] = lines
-            self.version += 1
-        if self.on_ready is not None:
-            self.on_ready()
-
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)

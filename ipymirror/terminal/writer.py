@@ -13,7 +13,7 @@ Rules this writer keeps:
   If the terminal cannot keep up, the oldest unwritten lines are dropped and a
   notice line says how many — never silently.
 * Writes go straight to the file descriptor in bytes: no per-line work.
-* A picture is drawn by the ``painter`` on its worker thread; frames write
+* A picture is drawn by the ``painter`` in its worker; frames write
   everything before it, then wait (the loop still runs) until it is ready, so
   the text after a plot never overtakes it.  Without a painter, or on failure,
   it is its placeholder line.
