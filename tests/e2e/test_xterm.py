@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 from terminal import REPO_ROOT, _descendants, _signal_all, _wait_pids
-from test_e2e_images import BLUE, PLOT
+from test_plots import BLUE, PLOT
 
 ROWS, COLS = 36, 100
 DOC_PLOT = (  # the screenshot in docs/guide.md: something a peer would plot

@@ -14,9 +14,8 @@ import re
 import subprocess
 
 from PIL import Image
-from terminal import Terminal
-from test_e2e_console import at_empty_prompt, env_for, open_console, settle
-from test_recording_support import cell_messages, write_recording
+from recording_support import cell_messages, write_recording
+from terminal import REPO_ROOT, Terminal, default_env
 
 from ipymirror.core.images import cell_geometry
 from ipymirror.terminal.images import fit
@@ -30,6 +29,32 @@ PLOT = (
     "ax.plot([0, 1, 2], [0, 2, 1], linewidth=8)\n"
     "plt.show()\n"
 )
+
+
+PROMPT = re.compile(r"^In \[(\d+)\]:( |$)")
+
+
+def env_for() -> dict[str, str]:
+    """The repo importable; cursor position reports answered (by pyte)."""
+    return default_env(PYTHONPATH=str(REPO_ROOT), PROMPT_TOOLKIT_NO_CPR=None)
+
+
+def at_empty_prompt(term: Terminal) -> bool:
+    return re.fullmatch(r"In \[\d+\]:", term.cursor_line()) is not None
+
+
+def open_console(terminal, ipymirror_argv, km, **kw) -> Terminal:
+    term = terminal(ipymirror_argv("--existing", km.connection_file, "--name", "me"),
+                    env=env_for(), **kw)
+    term.wait_for(lambda t: PROMPT.match(t.cursor_line()) is not None)
+    return term
+
+
+def settle(term: Terminal, who) -> None:
+    """Have ``who`` run one more cell: everything before it is then committed."""
+    who.run("print('settled-' + 'marker')")
+    term.wait_for("│ settled-marker")
+    term.wait_for(lambda t: PROMPT.match(t.cursor_line()) is not None)
 
 
 def settle_raw(term: Terminal, who) -> None:
