@@ -211,3 +211,63 @@ def test_replay_draws_the_recorded_plot(tmp_path, terminal, ipymirror_argv):
     # --no-wait on a terminal still draws: 64x32 px in half-blocks is 64 cols x 16 rows
     assert len(block_rows(term)) == 16
     assert blue_cells(term) >= 64 * 16
+
+
+LIVE = (
+    "import io\n"
+    "from IPython.display import display, Image\n"
+    "from PIL import Image as P\n"
+    "def png(c):\n"
+    "    b = io.BytesIO(); P.new('RGB', (40, 20), c).save(b, 'PNG'); return b.getvalue()\n"
+    "h = display(Image(png('red')), display_id=True)\n"
+    "for c in ('lime', 'blue'):\n"
+    "    h.update(Image(png(c)))\n"
+)
+
+
+def cells_near(term: Terminal, rgb: tuple[int, int, int]) -> int:
+    with term._cond:
+        return sum(
+            1
+            for y in range(term.screen.lines)
+            for x in range(term.screen.columns)
+            if term.screen.buffer[y][x].data == "▀"
+            and near(term.screen.buffer[y][x].fg, rgb, 10)
+            and near(term.screen.buffer[y][x].bg, rgb, 10)
+        )
+
+
+def test_update_display_data_replaces_the_plot(kernel, peer, terminal, ipymirror_argv):
+    """A display updated in place is one picture, the last one, once the cell ends."""
+    bob = peer(kernel, "bob")
+    term = open_console(terminal, ipymirror_argv, kernel, rows=40)
+    bob.run(LIVE)
+    settle(term, bob)
+    assert len(block_rows(term)) == 10  # 40x20 px: 40 cols x 10 rows, once
+    assert cells_near(term, (0, 0, 255)) == 400
+    assert cells_near(term, (255, 0, 0)) == cells_near(term, (0, 255, 0)) == 0
+
+
+def test_a_live_plot_is_drawn_under_the_prompt_then_committed(
+    kernel, peer, terminal, ipymirror_argv, tmp_path
+):
+    """While its cell runs, a display with a display_id is live: drawn (half-blocks) in
+    the live region above the prompt, replaced by each update, committed at the end."""
+    bob = peer(kernel, "bob")
+    term = open_console(terminal, ipymirror_argv, kernel, rows=40)
+    go = tmp_path / "go"
+    code = LIVE.replace("for c in ('lime', 'blue'):\n    h.update(Image(png(c)))\n", "") + (
+        "import os, time\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.02)\n"
+        "h.update(Image(png('blue')))\n"
+    )
+    msg_id = bob.execute_nowait(code)
+    term.wait_for(lambda t: cells_near(t, (255, 0, 0)) > 0)  # live, while the cell runs
+    assert "[image/png" not in term.text()
+    assert at_empty_prompt(term)  # the prompt is still below it
+    go.touch()
+    term.wait_for(lambda t: cells_near(t, (0, 0, 255)) > 0)
+    assert msg_id
+    settle(term, bob)
+    assert cells_near(term, (255, 0, 0)) == 0
+    assert len(block_rows(term)) == 10 and cells_near(term, (0, 0, 255)) == 400
