@@ -2,6 +2,7 @@
 
     python benchmarks/images_flood.py                 # sixel, 200 plots, a key every 50 ms
     python benchmarks/images_flood.py --images blocks --count 100
+    python benchmarks/images_flood.py --big 20       # one 20 MB PNG instead (noise, 2600x2600)
 
 Starts an ipykernel on 127.0.0.1 (Jupyter/IPython dirs in a temporary
 directory), ``ipymirror --existing`` on a real pty (100x40), and a peer that
@@ -43,6 +44,18 @@ for i in range({count}):
     ax.set_title(f'plot {{i}}')
     display(fig)
     plt.close(fig)
+print('flood-' + 'done')
+"""
+
+BIG = """\
+import io, os
+from IPython.display import display, Image
+from PIL import Image as P
+side = int(({mb} * 2**20 / 3) ** 0.5)
+im = P.frombytes('RGB', (side, side), os.urandom(side * side * 3))
+buf = io.BytesIO(); im.save(buf, 'PNG', compress_level=1)
+print(f'png of {{len(buf.getvalue()) / 2**20:.1f}} MB, {{side}}x{{side}}', flush=True)
+display(Image(buf.getvalue()))
 print('flood-' + 'done')
 """
 
@@ -105,6 +118,7 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--every", type=float, default=50.0, help="ms between keys")
     ap.add_argument("--time-limit", type=float, default=150.0)
+    ap.add_argument("--big", type=float, metavar="MB", help="one PNG of MB megabytes instead")
     args = ap.parse_args()
 
     import ptyprocess
@@ -146,7 +160,7 @@ def main() -> int:
             print("the console never prompted", file=sys.stderr)
             return 1
         start = time.perf_counter()
-        peer.execute(FLOOD.format(count=args.count))
+        peer.execute(BIG.format(mb=args.big) if args.big else FLOOD.format(count=args.count))
         deadline = start + args.time_limit
         typed = ""
         echoes: list[float] = []
@@ -190,7 +204,11 @@ def main() -> int:
             return 1
         p50 = statistics.median(ms)
         p90, p99 = ms[int(0.9 * (len(ms) - 1))], ms[int(0.99 * (len(ms) - 1))]
-        print(f"images: {args.images}, {args.count} plots of 640x480 from a peer")
+        if args.big:
+            size = re.search(rb"png of [0-9.]+ MB, \d+x\d+", screen.raw)
+            print(f"images: {args.images}, one {size.group().decode() if size else '?'}")
+        else:
+            print(f"images: {args.images}, {args.count} plots of 640x480 from a peer")
         print(f"last plot on screen after {done_at:.1f} s" if done_at else "flood not done")
         if drawn is not None:
             print(f"drawn with {args.images}: {drawn}; as placeholders: {placeholders}")

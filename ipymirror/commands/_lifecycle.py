@@ -138,6 +138,7 @@ def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") ->
             loop.call_soon_threadsafe(writer.refresh)
 
         painter.on_ready = redraw
+        painter.start()  # the worker process starts now, off the event loop, not at a plot
     return Mirror(renderer, writer, me=me)
 
 

@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import functools
 import io
 import os
+import queue
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from ipymirror.core.images import (
@@ -292,6 +295,8 @@ class ImagePainter:
         self.on_ready = on_ready
         self.processes = processes
         self._pool: concurrent.futures.Executor | None = None
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._dispatcher: threading.Thread | None = None
         self._lock = threading.Lock()
         self._queued = 0
         self._live: OrderedDict[tuple[int, int, int], list[str] | None] = OrderedDict()
@@ -314,12 +319,45 @@ class ImagePainter:
                 )
         return self._pool
 
+    def start(self) -> None:
+        """Start the worker now (it takes a moment), not when the first plot arrives."""
+        self._run(int)
+
     def _run(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        """``fn(*args)`` in the worker.  Only a queue put on the caller's thread: starting
+        (or restarting) a worker process blocks, so the dispatcher thread does that."""
+        out: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put((fn, args, out))
+        with self._lock:
+            if self._dispatcher is None:
+                self._dispatcher = threading.Thread(
+                    target=self._dispatch, name="ipymirror-images", daemon=True
+                )
+                self._dispatcher.start()
+        return out
+
+    def _dispatch(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            fn, args, out = item
+            try:
+                try:
+                    job = self._executor().submit(fn, *args)
+                except (concurrent.futures.BrokenExecutor, RuntimeError):
+                    self._pool = None  # the worker died (a crashing decoder?): a new one
+                    job = self._executor().submit(fn, *args)
+            except Exception as exc:  # no worker at all: the callers draw placeholders
+                out.set_exception(exc)
+                continue
+            job.add_done_callback(functools.partial(self._chain, out))
+
+    def _chain(self, out: Future[Any], job: Future[Any]) -> None:
         try:
-            return self._executor().submit(fn, *args)
-        except (concurrent.futures.BrokenExecutor, RuntimeError):
-            self._pool = None  # the worker died (a crashing decoder?): a new one
-            return self._executor().submit(fn, *args)
+            out.set_result(job.result())
+        except concurrent.futures.BrokenExecutor as exc:
+            self._pool = None
+            out.set_exception(exc)
+        except BaseException as exc:
+            out.set_exception(exc)
 
     def encode(self, pic: Picture) -> bytes:
         """Draw now, on this thread; the placeholder if anything fails."""
@@ -343,10 +381,7 @@ class ImagePainter:
                 self._queued -= 1
             try:
                 data = job.result()
-            except concurrent.futures.BrokenExecutor:  # the worker died: a new one next time
-                data = None
-                self._pool = None
-            except BaseException:  # cancelled at exit
+            except BaseException:  # the worker died (a new one comes next time), or exit
                 data = None
             if data is None:
                 self.failures += 1
@@ -394,5 +429,6 @@ class ImagePainter:
         return pic.lines()
 
     def close(self) -> None:
+        self._jobs.put(None)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
