@@ -232,4 +232,7 @@ async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: 
         raise task.exception()  # type: ignore[misc]
     mirror.transcript.finish_all()
     mirror.flush()
-    mirror.writer.flush_now()
+    try:
+        mirror.writer.flush_now()
+    finally:
+        mirror.close()

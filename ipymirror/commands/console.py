@@ -375,5 +375,8 @@ async def _console(link: KernelTransport, args: Namespace, recorder: Recorder | 
         await until_stopped(asyncio.ensure_future(console.run()), sigint=False)
     if link.bad_signatures:
         mirror.notice(f"{link.bad_signatures} messages failed the signature check in all")
-    mirror.writer.flush_now()
+    try:
+        mirror.writer.flush_now()
+    finally:
+        mirror.close()
     return ExitStatus.OK

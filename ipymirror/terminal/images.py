@@ -429,6 +429,7 @@ class ImagePainter:
         return pic.lines()
 
     def close(self) -> None:
+        """Drop what waits; the worker ends after the picture it is drawing (if any)."""
         self._jobs.put(None)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)

@@ -44,6 +44,7 @@ __all__ = ["TerminalWriter"]
 FRAME_MIN, FRAME_MAX = 32 * 1024, 256 * 1024  # bytes per frame, adapted between these
 FRAME_TARGET = 0.01  # seconds a frame should take; the loop gets a turn after each
 MAX_PENDING = 16 * 1024 * 1024  # bytes waiting for the terminal, at most
+EXIT_WAIT = 2.0  # seconds flush_now waits for pictures still drawing; then placeholders
 
 
 class TerminalWriter:
@@ -135,11 +136,13 @@ class TerminalWriter:
         head = self._pending[0]
         return not isinstance(head, _Drawing) or head.future.done()
 
-    def _wait_head(self) -> None:
-        """Block until the picture at the head of the queue is drawn (exit, or a pipe)."""
+    def _wait_head(self, deadline: float | None = None) -> None:
+        """Block until the picture at the head of the queue is drawn, or ``deadline``
+        (monotonic) passes: then it is its placeholder (exit must not wait long)."""
         head = self._pending[0] if self._pending else None
         if isinstance(head, _Drawing) and not head.future.done():
-            concurrent.futures.wait([head.future], timeout=10.0)
+            timeout = 10.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            concurrent.futures.wait([head.future], timeout=timeout)
             if not head.future.done():
                 head.future.cancel()
                 head.future = _done(head.fallback)
@@ -308,8 +311,9 @@ class TerminalWriter:
 
     def flush_now(self) -> None:
         """Write everything pending synchronously (before exit); raises a write error."""
+        deadline = time.monotonic() + EXIT_WAIT
         while (self._pending or self._unannounced) and self.error is None:
-            self._wait_head()
+            self._wait_head(deadline)
             self._write(self._take(FRAME_MAX))
         if self.error is not None:
             raise self.error
