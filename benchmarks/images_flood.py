@@ -142,7 +142,8 @@ def main() -> int:
         peer = km.client()
         peer.session.session = new_id()
         peer.session.username = "peer"
-        peer.start_channels()
+        # no IOPub for the peer: decoding 20 MB messages here would stall this measuring process
+        peer.start_channels(iopub=False)
         peer.wait_for_ready(timeout=60)
         peer.execute("import matplotlib.pyplot, numpy", silent=True)  # warm: font cache
         env = dict(
