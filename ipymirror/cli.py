@@ -273,6 +273,19 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
 def _display(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     keep = argparse.SUPPRESS if sub else None
     parser.add_argument(
+        "--images",
+        choices=("auto", "kitty", "iterm", "sixel", "blocks", "off"),
+        default=argparse.SUPPRESS if sub else "auto",
+        help="draw peers' images with this terminal protocol (default: auto-detect)",
+    )
+    parser.add_argument(
+        "--image-rows",
+        type=_count(1),
+        default=argparse.SUPPRESS if sub else 20,
+        metavar="N",
+        help="an image takes at most N rows (default: 20)",
+    )
+    parser.add_argument(
         "--colors",
         type=str.lower,
         choices=("linux", "lightbg", "nocolor"),

@@ -25,6 +25,8 @@ from ipymirror.core.events import (
 )
 from ipymirror.core.presence import Presence
 from ipymirror.core.render import Renderer
+from ipymirror.terminal.graphics import detect
+from ipymirror.terminal.images import ImagePainter, drawable_types
 from ipymirror.terminal.mirror import Mirror
 from ipymirror.terminal.watch_view import WatchView
 from ipymirror.terminal.writer import TerminalWriter
@@ -145,14 +147,37 @@ async def until_stopped(
 
 
 def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") -> Mirror:
-    """The pipeline every viewing frontend uses, drawing on ``stream``."""
+    """The pipeline every viewing frontend uses, drawing on ``stream``.
+
+    Images: detected (or as ``--images`` says) here, before any prompt exists.
+    """
+    color = use_color(args, stream)
+    graphics = detect(getattr(args, "images", "auto") if color else "off", stdout=stream)
+    painter = None
+    if graphics.on:
+        painter = ImagePainter(graphics.protocol, graphics.cell, tmux=graphics.tmux)
+    rows = getattr(args, "image_rows", 20)
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        rows = max(1, min(rows, os.get_terminal_size(stream.fileno()).lines - 3))
     renderer = Renderer(
         width=terminal_width(stream) - 2,
-        color=use_color(args, stream),
+        color=color,
         language=language,
         light=getattr(args, "colors", "") == "LightBG",
+        images=drawable_types() if painter is not None else frozenset(),
+        image_rows=rows,
+        cell=(1, 2) if graphics.protocol == "blocks" else graphics.cell,  # a pixel per half-cell
     )
-    return Mirror(renderer, TerminalWriter(stream, notice=renderer.notice), me=me)
+    writer = TerminalWriter(stream, notice=renderer.notice, painter=painter)
+    if painter is not None:
+        loop = asyncio.get_running_loop()
+
+        def redraw() -> None:  # called on the painter's thread
+            loop.call_soon_threadsafe(writer.refresh)
+
+        painter.on_ready = redraw
+        painter.start()  # the worker process starts now, off the event loop, not at a plot
+    return Mirror(renderer, writer, me=me)
 
 
 def mirror_for_link(link: KernelTransport, args: Namespace, stream: Any) -> Mirror:
@@ -311,5 +336,8 @@ async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: 
         raise task.exception()  # type: ignore[misc]
     mirror.transcript.finish_all()
     mirror.flush()
-    mirror.writer.flush_now()
+    try:
+        mirror.writer.flush_now()
+    finally:
+        mirror.close()
     return ended.done() and ended.result() == "gone"

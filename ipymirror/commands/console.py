@@ -423,5 +423,8 @@ async def _console(link: KernelTransport, args: Namespace, recorder: Recorder | 
             link.keep_running()  # others use it: close() leaves it running
     if link.bad_signatures:
         mirror.notice(f"{link.bad_signatures} messages failed the signature check in all")
-    mirror.writer.flush_now()
+    try:
+        mirror.writer.flush_now()
+    finally:
+        mirror.close()
     return ExitStatus.OK

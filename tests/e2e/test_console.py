@@ -175,7 +175,7 @@ def test_peer_stdout_stderr_display_image_error(kernel, peer, terminal, ipymirro
         index(r"│ to-stdout"),
         index(r"[│┆] to-stderr"),
         index(r"│ bold text"),  # Markdown rendered: the ** are gone
-        index(r"│ \[image/png 1×1, [^\]]+\]"),
+        index(r"│ ▀"),  # the 1x1 image in half-blocks: pyte answers no sixel, no kitty
         index(r"│ ZeroDivisionError\s+Traceback \(most recent call last\)"),
         index(r"│ ZeroDivisionError: division by zero"),
     ]
