@@ -143,6 +143,11 @@ def _share_command(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="cells late joiners see first (default: 20)",
     )
+    share.add_argument(  # share --web (issue 14)
+        "--web",
+        metavar="HOST:PORT",
+        help="also serve a read-only page for browsers on HOST:PORT (e.g. 127.0.0.1:8765)",
+    )
     share.add_argument(
         "--viewer-queue",
         type=_count(1),

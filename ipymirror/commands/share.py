@@ -24,15 +24,34 @@ from ipymirror.transports.share.ticket import (
     new_host_keys,
     write_host_file,
 )
+from ipymirror.transports.share.web import WebShare, parse_web_address, web_secret, web_url
 
 __all__ = ["run_share"]
 
 
-def _host_status(r: Relay) -> str:
-    refused = f" │ refused: {r.refused}" if r.refused else ""
+def _host_status(r: Relay, w: WebShare | None = None) -> str:
+    n = r.refused + (w.refused if w is not None else 0)
+    refused = f" │ refused: {n}" if n else ""
     ignored = f" │ ignored: {r.ignored}" if r.ignored else ""
     kernel = "ok" if r.kernel_state == b"ok" else "not answering"
-    return f"viewers: {r.viewers}{refused}{ignored} │ kernel: {kernel}"
+    web = f" │ browsers: {len(w.viewers)}" if w is not None else ""
+    return f"viewers: {r.viewers}{web}{refused}{ignored} │ kernel: {kernel}"
+
+
+async def _start_web(args: Any, keys: HostKeys, relay: Relay, language: str, out: Any) -> WebShare:
+    """Serve the page next to the relay; print its URL (and a QR code on a terminal)."""
+    host, port = parse_web_address(args.web)
+    secret = web_secret(keys.ticket.viewer_secret)
+    web = WebShare(secret, language=language, cells=args.backlog_cells)
+    bound = await web.start(host, port)
+    relay.observers.append(web.feed)
+    url = web_url(host, bound, secret, args.advertise)
+    print(f"» browsers open:  {url}", file=out)
+    if out.isatty():
+        import segno
+
+        segno.make(url, error="l").terminal(out=out, compact=True)
+    return web
 
 
 async def run_share(args: Any) -> ExitStatus:
@@ -45,7 +64,10 @@ async def run_share(args: Any) -> ExitStatus:
     args.join_only = True
     args.name = args.name or "ipymirror-share"
     link = await open_link(args)
+    if args.web:
+        parse_web_address(args.web)  # a bad address fails before the kernel is touched
     relay: Relay | None = None
+    web: WebShare | None = None
     out = sys.stdout
     try:
         link.lossless()  # the relay itself never loses a kernel message; a slow viewer may
@@ -75,9 +97,19 @@ async def run_share(args: Any) -> ExitStatus:
                 "start again)",
                 file=out,
             )
+        if args.web:
+            web = await _start_web(args, keys, relay, link.language, out)
         print(f"» listening on {pub} and {router}; Ctrl-C stops", file=out, flush=True)
-        status = LiveLine(out, lambda: _host_status(relay))  # refused clients retry 10x a second
-        relay.on_change = status.changed
+        status = LiveLine(out, lambda: _host_status(relay, web))  # refused clients retry 10x/s
+
+        def changed() -> None:
+            status.changed()
+            if web is not None:
+                web.set_kernel_state(relay.kernel_state == b"ok")
+
+        relay.on_change = changed
+        if web is not None:
+            web.on_change = status.changed
         status.draw()
         ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         on_signals(asyncio.get_running_loop(), ended, sigint=True)
@@ -91,6 +123,8 @@ async def run_share(args: Any) -> ExitStatus:
             out.write("\n")
         return ExitStatus.OK
     finally:
+        if web is not None:
+            await web.close()
         if relay is not None:
             await relay.close()
         await link.close(shutdown=False)

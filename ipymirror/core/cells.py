@@ -126,6 +126,19 @@ class CellBuilder:
             )
         return owner
 
+    def keep_last(self, n: int) -> list[Cell]:
+        """Forget all but the last ``n`` cells (a live view's bound); returns the forgotten."""
+        if len(self.cells) <= n:
+            return []
+        gone, self.cells = self.cells[: len(self.cells) - n], self.cells[len(self.cells) - n :]
+        kept = {id(c) for c in self.cells}
+        self._by_id = {k: c for k, c in self._by_id.items() if id(c) in kept}
+        outs = {id(o) for c in self.cells for o in c.outputs}
+        self._displays = {
+            k: live for k, v in self._displays.items() if (live := [o for o in v if id(o) in outs])
+        }
+        return gone
+
     def _add(self, cell: Cell, out: dict[str, Any]) -> bool:
         if cell.clear_pending:
             cell.outputs.clear()

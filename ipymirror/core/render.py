@@ -21,7 +21,15 @@ from typing import Any
 from ipymirror.core.events import Peer
 from ipymirror.core.sanitize import sanitize, strip_sgr
 
-__all__ = ["RESET", "Renderer", "image_summary", "lexer_for", "pick_mime", "resolve_cr"]
+__all__ = [
+    "RESET",
+    "Renderer",
+    "image_summary",
+    "lexer_for",
+    "peer_colour",
+    "pick_mime",
+    "resolve_cr",
+]
 
 RESET = "\x1b[0m"
 _RED = "\x1b[31m"
@@ -140,6 +148,11 @@ def lexer_for(name: str) -> Any:
         return None
 
 
+def peer_colour(peer: Peer) -> int:
+    """The SGR foreground code of a peer's stable colour (terminal and HTML alike)."""
+    return _PALETTE[zlib.crc32(peer.session.encode()) % len(_PALETTE)]
+
+
 class Renderer:
     """Turns code, MIME bundles, tracebacks into lists of terminal lines.
 
@@ -169,7 +182,7 @@ class Renderer:
         return text if self.color else strip_sgr(text)
 
     def peer_sgr(self, peer: Peer) -> str:
-        return f"\x1b[{_PALETTE[zlib.crc32(peer.session.encode()) % len(_PALETTE)]}m"
+        return f"\x1b[{peer_colour(peer)}m"
 
     def gutter(self, peer: Peer, stderr: bool = False) -> str:
         """The left margin that marks a peer's lines.
