@@ -212,7 +212,7 @@ def test_display_updates_and_clear_output():
         ExecuteInput(ALICE, "m2", "h.update('v1')", 2),  # a later cell updates it
         Display(ALICE, "m2", {"text/plain": "'v1'"}, display_id="x", update=True),
     )
-    html = '<div class="o display" id="c1-0"><pre>'v1'</pre></div>'
+    html = '<div class="o display" id="c1-0"><pre>\'v1\'</pre></div>'
     assert ["out", "c1-0", html] in ops
     page.feed(ClearOutput(ALICE, "m1", wait=False))
     page.feed(Stream(ALICE, "m1", "stdout", "fresh\n"))
