@@ -149,6 +149,13 @@ def _share_command(sub: argparse._SubParsersAction) -> None:
         help="also serve a read-only page for browsers on HOST:PORT (e.g. 127.0.0.1:8765)",
     )
     share.add_argument(
+        "--web-queue",
+        type=_count(1),
+        default=4,
+        metavar="MB",
+        help="MB queued for one browser before one that does not keep up is cut off (default: 4)",
+    )
+    share.add_argument(
         "--viewer-queue",
         type=_count(1),
         default=1000,

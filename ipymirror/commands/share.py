@@ -35,6 +35,8 @@ def _host_status(r: Relay, w: WebShare | None = None) -> str:
     ignored = f" │ ignored: {r.ignored}" if r.ignored else ""
     kernel = "ok" if r.kernel_state == b"ok" else "not answering"
     web = f" │ browsers: {len(w.viewers)}" if w is not None else ""
+    if w is not None and w.cut_off:
+        web += f" │ cut off: {w.cut_off}"
     return f"viewers: {r.viewers}{web}{refused}{ignored} │ kernel: {kernel}"
 
 
@@ -42,7 +44,9 @@ async def _start_web(args: Any, keys: HostKeys, relay: Relay, language: str, out
     """Serve the page next to the relay; print its URL (and a QR code on a terminal)."""
     host, port = parse_web_address(args.web)
     secret = web_secret(keys.ticket.viewer_secret)
-    web = WebShare(secret, language=language, cells=args.backlog_cells)
+    web = WebShare(
+        secret, language=language, cells=args.backlog_cells, queue_bytes=args.web_queue << 20
+    )
     bound = await web.start(host, port)
     relay.observers.append(web.feed)
     url = web_url(host, bound, secret, args.advertise)

@@ -52,7 +52,8 @@ CATCHUP_INTERVAL = 1.0  # seconds between two catch-ups answered on one connecti
 MAX_IGNORED = 50  # catch-ups too soon before the connection is closed
 MAX_UNAUTHENTICATED = 256  # connections waiting to send their request, at most
 FRAME = 0.025  # seconds: operations are batched at most this often
-QUEUE_BYTES = 8 * 1024 * 1024  # bytes queued per viewer before it is cut off
+QUEUE_BYTES = 4 * 1024 * 1024  # bytes queued per viewer before it is cut off
+SEND_BUFFER = 256 * 1024  # the socket's send buffer per viewer (no autotuning to 4 MB)
 FORBIDDEN, TOO_SLOW = 4403, 4008
 _ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d{1,5})")
 _HEADERS = {
@@ -249,6 +250,7 @@ class WebShare:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port``; the port bound."""
+        css(), self.page.html.code("x")  # import pygments & co now, not on the first cell
         self._runner = web.AppRunner(
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
@@ -302,6 +304,10 @@ class WebShare:
             self.on_change()
             await ws.close(code=FORBIDDEN, message=b"forbidden")
             return ws
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:  # the kernel's buffer for a viewer that does not read: bounded
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         viewer = _Viewer(ws, request, self.queue_bytes)
         viewer.sender = asyncio.ensure_future(viewer.send_loop())
         self._join(viewer)
