@@ -67,9 +67,9 @@ async def run_share(args: Any) -> ExitStatus:
         binds = bind_pair(args.bind or DEFAULT_BIND)
     args.join_only = True
     args.name = args.name or "ipymirror-share"
-    link = await open_link(args)
     if args.web:
         parse_web_address(args.web)  # a bad address fails before the kernel is touched
+    link = await open_link(args)
     relay: Relay | None = None
     web: WebShare | None = None
     out = sys.stdout
