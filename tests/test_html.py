@@ -12,7 +12,16 @@ import re
 import pytest
 
 from ipymirror.core.cells import CellBuilder
-from ipymirror.core.events import ClearOutput, Display, ExecuteInput, Peer, Result, Status, Stream
+from ipymirror.core.events import (
+    ClearOutput,
+    Display,
+    ExecuteInput,
+    KernelRestart,
+    Peer,
+    Result,
+    Status,
+    Stream,
+)
 from ipymirror.core.html import CSP, HtmlRenderer, ansi_html, css, sanitize_html
 from ipymirror.core.page import MAX_STREAM, LivePage
 
@@ -234,3 +243,14 @@ def test_the_page_is_bounded():
         page.flush()
     text = page.builder.cells[-1].outputs[0]["text"]
     assert len(text) <= 2 * MAX_STREAM + 100
+
+
+def test_a_restart_is_a_notice_in_its_place():
+    page, ops = _page(
+        ExecuteInput(ALICE, "m1", "before", 1),
+        KernelRestart(ALICE, "r1", restart=True),
+        ExecuteInput(ALICE, "m2", "after", 1),
+    )
+    assert [op[0] for op in ops if op[0] != "status"] == ["cell", "note", "cell"]
+    snap = page.snapshot()[0][1]
+    assert snap.index("before") < snap.index("kernel restarted by alice·aaaa") < snap.index("after")

@@ -56,7 +56,7 @@ def open_page(browser: Any, url: str, **options: Any) -> Any:
     return page
 
 
-def test_a_student_sees_the_session_live(browser, kernel, peer, relay):  # noqa: F811
+def test_a_student_sees_the_session_live(browser, kernel, peer, relay, tmp_path):  # noqa: F811
     from playwright.sync_api import expect
 
     alice = peer(kernel, "alice")
@@ -111,9 +111,17 @@ def test_a_student_sees_the_session_live(browser, kernel, peer, relay):  # noqa:
     expect(page.locator(".md h1")).to_have_text("A title")
     expect(page.locator(".md strong")).to_have_text("bold")
 
-    # The status line at the bottom: the peer, and the kernel idle again.
+    # The status line at the bottom: who runs what now, then idle again.
     expect(page.locator("#status")).to_contain_text("idle")
     expect(page.locator("#status")).to_contain_text("alice·")
+    go = tmp_path / "go"
+    alice.execute_nowait(
+        f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)"
+    )
+    expect(page.locator("#status")).to_contain_text(f"▶ {head.inner_text()[2:12]}", timeout=WAIT_MS)
+    expect(page.locator("#status")).to_contain_text("busy")
+    go.touch()
+    expect(page.locator("#status")).to_contain_text("idle", timeout=WAIT_MS)
 
     # A late joiner: the backlog first, then live.
     late = open_page(browser, url)

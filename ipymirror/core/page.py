@@ -21,8 +21,9 @@ Rules it keeps:
 * Whole lines of a stream are final (a ``\\r`` only rewrites the last line):
   they are sent once, as appended text; only the last line is resent.
 * Bounded: the last ``cells`` cells are kept (the relay backlog's policy),
-  each stream output's text to ``2 * MAX_STREAM`` characters (what was sent
-  already is cut from the front), notices to ``MAX_NOTICES``.
+  each with at most ``MAX_OUTPUTS`` outputs, each stream output's text to
+  ``2 * MAX_STREAM`` characters (what was sent already is cut from the front),
+  notices to ``MAX_NOTICES``.
 * Element ids are ours (``c<n>``, ``c<n>-<i>``), never from a message.
 """
 
@@ -40,6 +41,7 @@ __all__ = ["LivePage", "Op"]
 
 Op = list[str]
 MAX_NOTICES = 20
+MAX_OUTPUTS = 500  # per cell on the page (later ones are counted, as in the export)
 
 
 @dataclass
@@ -59,7 +61,7 @@ class LivePage:
 
     def __init__(self, language: str = "", cells: int = 20) -> None:
         self.html = HtmlRenderer(language)
-        self.builder = CellBuilder()
+        self.builder = CellBuilder(max_outputs=MAX_OUTPUTS)
         self.presence = Presence()
         self.cells = max(1, cells)
         self.extra = ""  # said after the status line ("kernel not answering")
