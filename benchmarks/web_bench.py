@@ -7,7 +7,7 @@
 One run, on 127.0.0.1 only:
 
 * one ipykernel and a peer client (this process), ``python -m ipymirror share
-  --web`` (the real command, its own process, ``--web-queue 1``);
+  --web`` (the real command, its own process, ``--web-queue 0.5``);
 * ``--viewers`` websocket viewers speaking the page's protocol (a catch-up
   request with the secret, then reading the HTML operations), spread over
   ``--procs`` worker processes (aiohttp clients: what a browser receives,
@@ -18,9 +18,9 @@ One run, on 127.0.0.1 only:
 Phases: idle (CPU with every viewer connected); ``--cells`` cells, one every
 ``--interval`` s, each printing 5 lines that carry the kernel's
 CLOCK_MONOTONIC (latency = a viewer's receipt of the websocket message minus
-that time, so kernel -> relay -> page -> viewer); a flood of ``--flood``
-lines (the reader that stopped is cut off; the others get every line); the
-cells again (what the others see after the cut).  Relay CPU is utime+stime
+that time, so kernel -> relay -> page -> viewer); one big output, ``--burst``
+chunks of 20 kB 0.1 s apart (the reader that stopped is cut off; the others
+get every line); the cells again (what the others see after the cut).  Relay CPU is utime+stime
 from /proc; peak RSS is its VmHWM.
 """
 
@@ -50,8 +50,13 @@ import harness  # noqa: E402
 from harness import BenchError, cpu_seconds, now, percentile, vm_hwm_mb  # noqa: E402
 
 CELL = "import time\nfor j in range(5):\n    print(f'{PHASE} T{time.monotonic():.6f}', flush=True)"
-FLOOD = "for j in range({N}):\n    print(f'flood line {j:08d} ' + 'x' * 20)\nprint('flood end')"
-MARK = re.compile(r"(before|after) T(\d+\.\d+)")
+BURST = (
+    "import time\nfor k in range({N}):\n"
+    "    lines = ''.join(f'burst {k:04d} {j:03d} ' + 'x' * 84 + '\\n' for j in range(199))\n"
+    "    print(f'during T{time.monotonic():.6f}', lines, sep='\\n', end='', flush=True)\n"
+    "    time.sleep(0.1)\nprint('burst end')"
+)  # 20 kB every 0.1 s
+MARK = re.compile(r"(before|during|after) T(\d+\.\d+)")
 
 
 # ------------------------------------------------------------ worker process
@@ -86,7 +91,7 @@ async def _worker(url: str, n: int) -> None:
                         for m in MARK.finditer(text):  # first sight (a tail op, or lines)
                             seen = got[i].setdefault(m.group(1), {})
                             seen.setdefault(m.group(2), 1000 * (t - float(m.group(2))))
-                    if "flood end" in text:
+                    if "burst end" in text:
                         flood_end[i] = t
             closes[i] += 1
 
@@ -143,8 +148,8 @@ def stalled_viewer(url: str) -> socket.socket:
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        .encode()
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
     )
     head = b""
     while b"\r\n\r\n" not in head:
@@ -166,7 +171,7 @@ class Share:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ipymirror", "share", "--existing", connection_file,
              "--bind", "tcp://127.0.0.1:0", "--ticket-file", str(home / "ticket"),
-             "--web", "127.0.0.1:0", "--web-queue", "1"],
+             "--web", "127.0.0.1:0", "--web-queue", "0.5"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env=env, text=True, start_new_session=True,
         )  # fmt: skip
@@ -240,7 +245,7 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
     cells_cpu = 100 * (c1[0] - c0[0]) / (t1 - t0)
 
     flood_start = now()
-    msg_id, _ = kernel.execute(FLOOD.replace("{N}", str(args.flood)))
+    msg_id, _ = kernel.execute(BURST.replace("{N}", str(args.burst)))
     kernel.wait_reply(msg_id, 120)
     share.wait_for(lambda x: "cut off: 1" in x, 60)
     run_cells(kernel, "after", args)
@@ -255,11 +260,13 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
         return [x for r in results for v in r["got"] for x in v.get(phase, {}).values()]
 
     ends = [t for r in results for t in r["flood_end"]]
-    before, after = lat("before"), lat("after")
+    before, during, after = lat("before"), lat("during"), lat("after")
     return {
         "p50": percentile(before, 50),
         "p99": percentile(before, 99),
         "max": max(before, default=None),
+        "during_p50": percentile(during, 50),
+        "during_p99": percentile(during, 99),
         "after_p50": percentile(after, 50),
         "after_p99": percentile(after, 99),
         "delivered": len(before) + len(after),
@@ -276,9 +283,11 @@ ROWS = [
     ("p50", "delivery latency p50, all viewers (ms)", "{:.1f}"),
     ("p99", "delivery latency p99, all viewers (ms)", "{:.1f}"),
     ("max", "delivery latency max (ms)", "{:.1f}"),
+    ("during_p50", "p50 during the big output, as one stalls (ms)", "{:.1f}"),
+    ("during_p99", "p99 during the big output, as one stalls (ms)", "{:.1f}"),
     ("after_p50", "p50 after the stalled viewer was cut off (ms)", "{:.1f}"),
     ("after_p99", "p99 after the stalled viewer was cut off (ms)", "{:.1f}"),
-    ("flood_all", "flood: its last line at every viewer (ms)", "{:.0f}"),
+    ("flood_all", "big output: its end at every viewer (ms)", "{:.0f}"),
     ("delivered", "line deliveries (of expected)", "{:.0f}"),
     ("reconnects", "reading viewers cut off", "{:.0f}"),
     ("cpu", "relay CPU during the cells (% of a core)", "{:.1f}"),
@@ -293,7 +302,7 @@ def main() -> int:
     parser.add_argument("--procs", type=int, default=2, help="viewer worker processes")
     parser.add_argument("--cells", type=int, default=30)
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between cells")
-    parser.add_argument("--flood", type=int, default=80_000, help="lines of the flood cell")
+    parser.add_argument("--burst", type=int, default=50, help="20 kB chunks of the big output")
     parser.add_argument("--idle", type=float, default=2.0, help="idle seconds measured")
     args = parser.parse_args()
     try:
@@ -305,8 +314,9 @@ def main() -> int:
         harness.cleanup()
     print(
         f"web_bench: {args.viewers} websocket viewers in {args.procs} processes + 1 that stops "
-        f"reading; {args.cells} cells (5 lines) every {args.interval:g} s before and after a "
-        f"{args.flood:,}-line flood; {platform.python_version()}, {os.cpu_count()} CPUs"
+        f"reading; {args.cells} cells (5 lines) every {args.interval:g} s before and after an "
+        f"output of {args.burst * 20} kB at 200 kB/s; {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs"
     )
     width = max(len(label) for _, label, _ in ROWS)
     for key, label, fmt in ROWS:

@@ -150,8 +150,8 @@ def _share_command(sub: argparse._SubParsersAction) -> None:
     )
     share.add_argument(
         "--web-queue",
-        type=_count(1),
-        default=4,
+        type=_positive,
+        default=4.0,
         metavar="MB",
         help="MB queued for one browser before one that does not keep up is cut off (default: 4)",
     )

@@ -45,7 +45,7 @@ async def _start_web(args: Any, keys: HostKeys, relay: Relay, language: str, out
     host, port = parse_web_address(args.web)
     secret = web_secret(keys.ticket.viewer_secret)
     web = WebShare(
-        secret, language=language, cells=args.backlog_cells, queue_bytes=args.web_queue << 20
+        secret, language=language, cells=args.backlog_cells, queue_bytes=int(args.web_queue * 2**20)
     )
     bound = await web.start(host, port)
     relay.observers.append(web.feed)
