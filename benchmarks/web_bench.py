@@ -7,11 +7,11 @@
 One run, on 127.0.0.1 only:
 
 * one ipykernel and a peer client (this process), ``python -m ipymirror share
-  --web`` (the real command, its own process, ``--web-queue 0.5``);
+  --web`` (the real command, its own process, ``--web-queue 0.25``);
 * ``--viewers`` websocket viewers speaking the page's protocol (a catch-up
   request with the secret, then reading the HTML operations), spread over
-  ``--procs`` worker processes (aiohttp clients: what a browser receives,
-  without a browser's rendering);
+  ``--procs`` worker processes (bare asyncio protocols: the bytes a browser
+  receives, without a browser's rendering);
 * one viewer that stops reading: a raw socket with a 4 kB receive buffer that
   authenticates and never reads again.
 
@@ -19,7 +19,7 @@ Phases: idle (CPU with every viewer connected); ``--cells`` cells, one every
 ``--interval`` s, each printing 5 lines that carry the kernel's
 CLOCK_MONOTONIC (latency = a viewer's receipt of the websocket message minus
 that time, so kernel -> relay -> page -> viewer); one big output, ``--burst``
-chunks of 20 kB 0.1 s apart (the reader that stopped is cut off; the others
+chunks of 10 kB 0.1 s apart (the reader that stopped is cut off; the others
 get every line); the cells again (what the others see after the cut).  Relay CPU is utime+stime
 from /proc; peak RSS is its VmHWM.
 """
@@ -52,60 +52,125 @@ from harness import BenchError, cpu_seconds, now, percentile, vm_hwm_mb  # noqa:
 CELL = "import time\nfor j in range(5):\n    print(f'{PHASE} T{time.monotonic():.6f}', flush=True)"
 BURST = (
     "import time\nfor k in range({N}):\n"
-    "    lines = ''.join(f'burst {k:04d} {j:03d} ' + 'x' * 84 + '\\n' for j in range(199))\n"
+    "    lines = ''.join(f'burst {k:04d} {j:03d} ' + 'x' * 84 + '\\n' for j in range(99))\n"
     "    print(f'during T{time.monotonic():.6f}', lines, sep='\\n', end='', flush=True)\n"
     "    time.sleep(0.1)\nprint('burst end')"
-)  # 20 kB every 0.1 s
-MARK = re.compile(r"(before|during|after) T(\d+\.\d+)")
+)  # 10 kB every 0.1 s
+MARK = re.compile(rb"(before|during|after) T(\d+\.\d+)")
 
 
 # ------------------------------------------------------------ worker process
 
 
+def _handshake(host: str, port: str) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def _frame(text: str) -> bytes:
+    """A masked client text frame (short: under 126 bytes)."""
+    payload, mask = text.encode(), os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+
+
+class _Viewer(asyncio.Protocol):
+    """One viewer as a bare websocket protocol: a browser's bytes, a callback per message.
+
+    (Deliberately light: 250 of these share one Python process, and what is
+    measured is the server, not the simulated viewers' own queueing.)
+    """
+
+    def __init__(self, request: bytes, hello: bytes, on_text: Any, on_close: Any) -> None:
+        self.request, self.hello = request, hello
+        self.on_text, self.on_close = on_text, on_close
+        self.buf = bytearray()
+        self.upgraded = False
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        t = now()
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if b" 101 " not in buf[: buf.find(b"\r\n")]:
+                raise BenchError(f"not upgraded: {bytes(buf[:60])!r}")
+            del buf[: end + 4]
+            self.upgraded = True
+            self.transport.write(self.hello)
+        while len(buf) >= 2:
+            n, head = buf[1] & 0x7F, 2
+            if n == 126:
+                if len(buf) < 4:
+                    return
+                n, head = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                if len(buf) < 10:
+                    return
+                n, head = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < head + n:
+                return
+            opcode, payload = buf[0] & 0x0F, bytes(buf[head : head + n])
+            del buf[: head + n]
+            if opcode == 1:
+                self.on_text(t, payload)
+            elif opcode == 8:
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.on_close()
+
+
 async def _worker(url: str, n: int) -> None:
     """Run ``n`` viewers until SIGTERM; then print their latencies (ms) per phase as JSON."""
-    import aiohttp
-
     base, secret = url.split("/#", 1)
-    ws_url = base.replace("http:", "ws:") + "/ws"
+    host, port = base[len("http://") :].rsplit(":", 1)
+    hello = _frame(json.dumps({"v": 1, "type": "catchup", "secret": secret}))
     got: list[dict[str, dict[str, float]]] = [{} for _ in range(n)]  # phase -> mark -> ms
     flood_end: list[float | None] = [None] * n
     closes = [0] * n
     connected = asyncio.Event()
     ready = [0]
+    loop = asyncio.get_running_loop()
 
-    async def viewer(i: int, session: aiohttp.ClientSession) -> None:
-        first = True
-        while True:
-            async with session.ws_connect(ws_url, max_msg_size=0, compress=0) as ws:
-                await ws.send_str(json.dumps({"v": 1, "type": "catchup", "secret": secret}))
-                async for msg in ws:
-                    t = now()
-                    if first:
-                        first = False
-                        ready[0] += 1
-                        if ready[0] == n:
-                            connected.set()
-                    text = msg.data
-                    if "T" in text:
-                        for m in MARK.finditer(text):  # first sight (a tail op, or lines)
-                            seen = got[i].setdefault(m.group(1), {})
-                            seen.setdefault(m.group(2), 1000 * (t - float(m.group(2))))
-                    if "burst end" in text:
-                        flood_end[i] = t
+    def viewer(i: int) -> _Viewer:
+        first = [True]
+
+        def on_text(t: float, payload: bytes) -> None:
+            if first[0]:
+                first[0] = False
+                ready[0] += 1
+                if ready[0] == n:
+                    connected.set()
+            if b" T" in payload:
+                for m in MARK.finditer(payload):  # first sight (a tail op, or lines)
+                    seen = got[i].setdefault(m.group(1).decode(), {})
+                    seen.setdefault(m.group(2).decode(), 1000 * (t - float(m.group(2))))
+            if b"burst end" in payload:
+                flood_end[i] = t
+
+        def on_close() -> None:
             closes[i] += 1
 
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        tasks = [asyncio.ensure_future(viewer(i, session)) for i in range(n)]
-        await connected.wait()
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        print("ready", flush=True)
-        await stop.wait()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        return _Viewer(_handshake(host, port), hello, on_text, on_close)
+
+    for i in range(n):
+        await loop.create_connection(lambda i=i: viewer(i), host, int(port))
+    await connected.wait()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await stop.wait()
     print(json.dumps({"got": got, "flood_end": flood_end, "closes": closes}), flush=True)
 
 
@@ -145,21 +210,13 @@ def stalled_viewer(url: str) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect((host, int(port)))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    sock.sendall(_handshake(host, port))
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(1)
     if b" 101 " not in head.split(b"\r\n", 1)[0]:
         raise BenchError(f"the stalled viewer was not upgraded: {head[:80]!r}")
-    payload = json.dumps({"v": 1, "type": "catchup", "secret": secret}).encode()
-    mask = os.urandom(4)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+    sock.sendall(_frame(json.dumps({"v": 1, "type": "catchup", "secret": secret})))
     return sock  # and never read from again
 
 
@@ -171,7 +228,7 @@ class Share:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ipymirror", "share", "--existing", connection_file,
              "--bind", "tcp://127.0.0.1:0", "--ticket-file", str(home / "ticket"),
-             "--web", "127.0.0.1:0", "--web-queue", "0.5"],
+             "--web", "127.0.0.1:0", "--web-queue", "0.25"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env=env, text=True, start_new_session=True,
         )  # fmt: skip
@@ -259,12 +316,20 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
     def lat(phase: str) -> list[float]:
         return [x for r in results for v in r["got"] for x in v.get(phase, {}).values()]
 
+    floor: dict[str, float] = {}  # the same lines at a plain IOPub subscriber: the kernel's part
+    for rec in kernel.sub.since(0):
+        if rec.msg_type == "stream":
+            for m in MARK.finditer(rec.text.encode()):
+                if m.group(1) == b"before":
+                    floor.setdefault(m.group(2).decode(), 1000 * (rec.t - float(m.group(2))))
     ends = [t for r in results for t in r["flood_end"]]
     before, during, after = lat("before"), lat("during"), lat("after")
     return {
         "p50": percentile(before, 50),
         "p99": percentile(before, 99),
         "max": max(before, default=None),
+        "floor_p50": percentile(list(floor.values()), 50),
+        "floor_p99": percentile(list(floor.values()), 99),
         "during_p50": percentile(during, 50),
         "during_p99": percentile(during, 99),
         "after_p50": percentile(after, 50),
@@ -283,13 +348,15 @@ ROWS = [
     ("p50", "delivery latency p50, all viewers (ms)", "{:.1f}"),
     ("p99", "delivery latency p99, all viewers (ms)", "{:.1f}"),
     ("max", "delivery latency max (ms)", "{:.1f}"),
+    ("floor_p50", "the kernel's part: at a plain IOPub subscriber, p50", "{:.1f}"),
+    ("floor_p99", "the kernel's part: at a plain IOPub subscriber, p99", "{:.1f}"),
     ("during_p50", "p50 during the big output, as one stalls (ms)", "{:.1f}"),
     ("during_p99", "p99 during the big output, as one stalls (ms)", "{:.1f}"),
     ("after_p50", "p50 after the stalled viewer was cut off (ms)", "{:.1f}"),
     ("after_p99", "p99 after the stalled viewer was cut off (ms)", "{:.1f}"),
     ("flood_all", "big output: its end at every viewer (ms)", "{:.0f}"),
     ("delivered", "line deliveries (of expected)", "{:.0f}"),
-    ("reconnects", "reading viewers cut off", "{:.0f}"),
+    ("reconnects", "reading viewers disconnected", "{:.0f}"),
     ("cpu", "relay CPU during the cells (% of a core)", "{:.1f}"),
     ("idle_cpu", "relay CPU idle, viewers connected (%)", "{:.1f}"),
     ("rss", "relay peak RSS (MB)", "{:.1f}"),
@@ -302,7 +369,7 @@ def main() -> int:
     parser.add_argument("--procs", type=int, default=2, help="viewer worker processes")
     parser.add_argument("--cells", type=int, default=30)
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between cells")
-    parser.add_argument("--burst", type=int, default=50, help="20 kB chunks of the big output")
+    parser.add_argument("--burst", type=int, default=60, help="10 kB chunks of the big output")
     parser.add_argument("--idle", type=float, default=2.0, help="idle seconds measured")
     args = parser.parse_args()
     try:
@@ -315,7 +382,7 @@ def main() -> int:
     print(
         f"web_bench: {args.viewers} websocket viewers in {args.procs} processes + 1 that stops "
         f"reading; {args.cells} cells (5 lines) every {args.interval:g} s before and after an "
-        f"output of {args.burst * 20} kB at 200 kB/s; {platform.python_version()}, "
+        f"output of {args.burst * 10} kB at 100 kB/s; {platform.python_version()}, "
         f"{os.cpu_count()} CPUs"
     )
     width = max(len(label) for _, label, _ in ROWS)

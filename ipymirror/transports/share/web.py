@@ -2,7 +2,7 @@
 
 The relay hands every batch it publishes to :meth:`WebShare.feed`; one
 :class:`~ipymirror.core.page.LivePage` turns it into HTML update operations,
-encoded once per frame and queued to every viewer.
+encoded once per frame and written to every viewer.
 
 Rules it keeps:
 
@@ -13,9 +13,11 @@ Rules it keeps:
   else, and the page holds no kernel key.  A first message that is not such a
   request with the right secret (compared in constant time), or none within
   ``AUTH_TIMEOUT``, gets nothing but a close with code 4403.
-* Nothing waits on a viewer: each has a queue capped at ``queue_bytes``; past
-  it the viewer is cut off (close 4008, then the connection is dropped) and its
-  page reconnects and catches up.  The others never notice.
+* Nothing waits on a viewer: each flush is encoded and framed once, and the
+  same bytes are written to every viewer's transport, whose write buffer is
+  that viewer's queue, capped at ``queue_bytes`` (its socket's own send buffer
+  is fixed at ``SEND_BUFFER``); past it the viewer is cut off (the connection
+  dropped) and its page reconnects and catches up.  The others never notice.
 * Every asset comes from the package; the page is served with a CSP that
   allows nothing from elsewhere (``default-src 'self'; img-src 'self' data:``).
 """
@@ -31,7 +33,6 @@ import json
 import re
 import socket
 import time
-from collections import deque
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -51,10 +52,10 @@ AUTH_TIMEOUT = 5.0  # seconds for a new connection to send its catch-up request
 CATCHUP_INTERVAL = 1.0  # seconds between two catch-ups answered on one connection
 MAX_IGNORED = 50  # catch-ups too soon before the connection is closed
 MAX_UNAUTHENTICATED = 256  # connections waiting to send their request, at most
-FRAME = 0.025  # seconds: operations are batched at most this often
+FRAME = 0.01  # seconds: operations are batched at most this often
 QUEUE_BYTES = 4 * 1024 * 1024  # bytes queued per viewer before it is cut off
 SEND_BUFFER = 64 * 1024  # the socket's send buffer per viewer (Linux doubles it; no autotuning)
-FORBIDDEN, TOO_SLOW = 4403, 4008
+FORBIDDEN = 4403
 _ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d{1,5})")
 _HEADERS = {
     "Content-Security-Policy": PAGE_CSP,
@@ -105,57 +106,48 @@ def parse_catchup(data: Any) -> str | None:
     return secret if len(secret) <= 128 else None
 
 
+def text_frame(payload: bytes) -> bytes:
+    """An RFC 6455 server text frame (FIN, opcode 1, unmasked, no extension).
+
+    Written by hand on purpose: a frame is built once per flush and the same
+    bytes go to every viewer's transport, where aiohttp's writer would frame
+    the message again for each of 500 viewers, each in a task of its own.
+    """
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 1 << 16:
+        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return head + payload
+
+
 class _Viewer:
-    """One page: a bounded queue of encoded messages and the task that sends them."""
+    """One page; its transport's write buffer is its queue, capped at ``limit`` bytes."""
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, limit: int) -> None:
-        self.ws, self.request, self.limit = ws, request, limit
-        self.queue: deque[str] = deque()
-        self.size = 0
-        self.wake = asyncio.Event()
+        self.ws, self.limit = ws, limit
+        self.transport = request.transport
         self.dead = False
-        self.sender: asyncio.Task[None] | None = None
-        self.closing: asyncio.Future[None] | None = None
 
-    def push(self, text: str) -> bool:
-        """Queue a message; False (and cut off) if the viewer is too far behind."""
-        if self.dead:
+    def push(self, frame: bytes) -> bool:
+        """Write a frame; False (and cut off) if the viewer is too far behind."""
+        tr = self.transport
+        if self.dead or tr is None or tr.is_closing():
+            self.dead = True
             return False
-        if self.size + len(text) > self.limit:
+        if tr.get_write_buffer_size() + len(frame) > self.limit:
             self.cut()
             return False
-        self.queue.append(text)
-        self.size += len(text)
-        self.wake.set()
+        tr.write(frame)
         return True
 
-    def reset(self) -> None:
-        self.queue.clear()
-        self.size = 0
-
-    async def send_loop(self) -> None:
-        while not self.dead:
-            await self.wake.wait()
-            self.wake.clear()
-            while self.queue and not self.dead:
-                text = self.queue.popleft()
-                self.size -= len(text)
-                await self.ws.send_str(text)
-
     def cut(self) -> None:
-        """Drop a viewer that does not read: say why if it can be said at once, then go."""
+        """Drop a viewer that does not read (its page reconnects and catches up)."""
         self.dead = True
-        self.reset()
-        if self.sender is not None:
-            self.sender.cancel()
-        self.closing = asyncio.ensure_future(self._close())
-
-    async def _close(self) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(code=TOO_SLOW, message=b"too slow"), 0.5)
-        transport = self.request.transport
-        if transport is not None:
-            transport.abort()
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class WebShare:
@@ -208,18 +200,16 @@ class WebShare:
         self._last_flush = time.monotonic()
         ops = self.page.flush()
         if ops:
-            text = _encode(ops)
+            frame = text_frame(_encode(ops))
             for viewer in list(self.viewers):
-                if not viewer.push(text):
+                if not viewer.push(frame):
                     self._drop(viewer)
         if self.joining:
-            snapshot = _encode(self.page.snapshot())
+            snapshot = text_frame(_encode(self.page.snapshot()))
             joining, self.joining = self.joining, []
             for viewer in joining:
-                if not viewer.dead:
-                    viewer.reset()  # a re-sync: what was queued is in the snapshot
-                    if viewer.push(snapshot):
-                        self.viewers.add(viewer)
+                if viewer.push(snapshot):  # (what it had queued is applied, then reset)
+                    self.viewers.add(viewer)
             self.on_change()
 
     def _drop(self, viewer: _Viewer) -> None:
@@ -270,8 +260,6 @@ class WebShare:
             self._flush_at.cancel()
         for viewer in list(self.viewers):
             viewer.dead = True
-            if viewer.sender is not None:
-                viewer.sender.cancel()
         closing = [ws.close(code=1001, message=b"the relay stops") for ws in self._sockets]
         if closing:
             await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=1.0)
@@ -309,17 +297,13 @@ class WebShare:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         viewer = _Viewer(ws, request, self.queue_bytes)
-        viewer.sender = asyncio.ensure_future(viewer.send_loop())
         self._join(viewer)
         try:
             await self._read(ws, viewer)
         finally:
             viewer.dead = True
-            viewer.sender.cancel()
             self.viewers.discard(viewer)
             self.on_change()
-            with contextlib.suppress(Exception):
-                await viewer.sender
         return ws
 
     def _join(self, viewer: _Viewer) -> None:
@@ -347,5 +331,5 @@ class WebShare:
             self._join(viewer)
 
 
-def _encode(ops: list[Op]) -> str:
-    return json.dumps(ops, ensure_ascii=False, separators=(",", ":"))
+def _encode(ops: list[Op]) -> bytes:
+    return json.dumps(ops, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
