@@ -12,6 +12,8 @@ One run, on 127.0.0.1 only:
   request with the secret, then reading the HTML operations), spread over
   ``--procs`` worker processes (bare asyncio protocols: the bytes a browser
   receives, without a browser's rendering);
+* one more viewer alone in a process of its own (what one real browser gets:
+  the others' latency includes waiting behind 249 viewers in their process);
 * one viewer that stops reading: a raw socket with a 4 kB receive buffer that
   authenticates and never reads again.
 
@@ -284,11 +286,12 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
     share = Share(kernel.connection_file, home, env)
     part, extra = divmod(args.viewers, args.procs)
     workers = [Worker(share.url, part + (i < extra), env) for i in range(args.procs)]
-    for w in workers:
+    probe = Worker(share.url, 1, env)  # one more viewer, alone in its process
+    for w in [*workers, probe]:
         if w.readline(180).strip() != "ready":
             raise BenchError("a viewer worker did not start")
     stalled = stalled_viewer(share.url)
-    share.wait_for(lambda x: f"browsers: {args.viewers + 1} " in x, 60)
+    share.wait_for(lambda x: f"browsers: {args.viewers + 2} " in x, 60)
 
     c0, t0 = cpu_seconds(share.proc.pid), now()
     time.sleep(args.idle)
@@ -309,6 +312,7 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
     time.sleep(1.0)  # the last deliveries land
     peak = vm_hwm_mb(share.proc.pid)
     results = [w.results(120) for w in workers]
+    alone = probe.results(60)
     stalled.close()
     share.stop()
     kernel.stop()
@@ -316,6 +320,7 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
     def lat(phase: str) -> list[float]:
         return [x for r in results for v in r["got"] for x in v.get(phase, {}).values()]
 
+    lone = [x for v in alone["got"] for x in v.get("before", {}).values()]
     floor: dict[str, float] = {}  # the same lines at a plain IOPub subscriber: the kernel's part
     for rec in kernel.sub.since(0):
         if rec.msg_type == "stream":
@@ -328,6 +333,8 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
         "p50": percentile(before, 50),
         "p99": percentile(before, 99),
         "max": max(before, default=None),
+        "lone_p50": percentile(lone, 50),
+        "lone_p99": percentile(lone, 99),
         "floor_p50": percentile(list(floor.values()), 50),
         "floor_p99": percentile(list(floor.values()), 99),
         "during_p50": percentile(during, 50),
@@ -348,6 +355,8 @@ ROWS = [
     ("p50", "delivery latency p50, all viewers (ms)", "{:.1f}"),
     ("p99", "delivery latency p99, all viewers (ms)", "{:.1f}"),
     ("max", "delivery latency max (ms)", "{:.1f}"),
+    ("lone_p50", "p50 of one more viewer, alone in its process (ms)", "{:.1f}"),
+    ("lone_p99", "p99 of one more viewer, alone in its process (ms)", "{:.1f}"),
     ("floor_p50", "the kernel's part: at a plain IOPub subscriber, p50", "{:.1f}"),
     ("floor_p99", "the kernel's part: at a plain IOPub subscriber, p99", "{:.1f}"),
     ("during_p50", "p50 during the big output, as one stalls (ms)", "{:.1f}"),
