@@ -96,7 +96,7 @@
         return;
       }
       conn.textContent = "reconnecting…";
-      setTimeout(connect, retry);
+      setTimeout(connect, retry * (0.5 + Math.random()));  // a class does not come back at once
       retry = Math.min(retry * 2, 10000);
     };
   }
