@@ -56,7 +56,7 @@ BURST = (
     "import time\nfor k in range({N}):\n"
     "    lines = ''.join(f'burst {k:04d} {j:03d} ' + 'x' * 84 + '\\n' for j in range(99))\n"
     "    print(f'during T{time.monotonic():.6f}', lines, sep='\\n', end='', flush=True)\n"
-    "    time.sleep(0.1)\nprint('burst end')"
+    "    time.sleep(0.1)\nprint('burst', 'end')"
 )  # 10 kB every 0.1 s
 MARK = re.compile(rb"(before|during|after) T(\d+\.\d+)")
 
@@ -159,8 +159,10 @@ async def _worker(url: str, n: int) -> None:
                 for m in MARK.finditer(payload):  # first sight (a tail op, or lines)
                     seen = got[i].setdefault(m.group(1).decode(), {})
                     seen.setdefault(m.group(2).decode(), 1000 * (t - float(m.group(2))))
-            if b"burst end" in payload:
+            if b"burst end" in payload and flood_end[i] is None:
                 flood_end[i] = t
+                if all(x is not None for x in flood_end):
+                    print("burst-done", flush=True)  # every viewer here has it all
 
         def on_close() -> None:
             closes[i] += 1
@@ -312,6 +314,9 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
     msg_id, _ = kernel.execute(BURST.replace("{N}", str(args.burst)))
     kernel.wait_reply(msg_id, 120)
     share.wait_for(lambda x: "cut off: 1" in x, 60)
+    for w in [*workers, probe]:  # the readers have caught up with the big output
+        if w.readline(120).strip() != "burst-done":
+            raise BenchError("a viewer worker did not get the whole big output")
     run_cells(kernel, "after", args)
     time.sleep(1.0)  # the last deliveries land
     peak = vm_hwm_mb(share.proc.pid)
