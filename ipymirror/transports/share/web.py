@@ -129,7 +129,7 @@ class _Viewer:
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, limit: int) -> None:
         self.ws, self.limit = ws, limit
         self.transport = request.transport
-        self.dead = False
+        self.dead = self.was_cut = False
 
     def push(self, frame: bytes) -> bool:
         """Write a frame; False (and cut off) if the viewer is too far behind."""
@@ -145,7 +145,7 @@ class _Viewer:
 
     def cut(self) -> None:
         """Drop a viewer that does not read (its page reconnects and catches up)."""
-        self.dead = True
+        self.dead = self.was_cut = True
         if self.transport is not None:
             self.transport.abort()
 
@@ -215,7 +215,7 @@ class WebShare:
     def _drop(self, viewer: _Viewer) -> None:
         if viewer in self.viewers:
             self.viewers.discard(viewer)
-            self.cut_off += 1
+            self.cut_off += viewer.was_cut  # (not one that just went away)
             self.on_change()
 
     # -- HTTP ------------------------------------------------------------------
