@@ -137,7 +137,7 @@ class _Viewer:
         if self.dead or tr is None or tr.is_closing():
             self.dead = True
             return False
-        if tr.get_write_buffer_size() + len(frame) > self.limit:
+        if tr.get_write_buffer_size() > self.limit:  # (one frame, a snapshot, may be larger)
             self.cut()
             return False
         tr.write(frame)
