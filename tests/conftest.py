@@ -8,6 +8,7 @@ user's dirs.  Kernels listen on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import subprocess
@@ -24,6 +25,25 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from jupyter_client.session import new_id
 from terminal import REPO_ROOT, Terminal, default_env
 from terminal import ipymirror_argv as _ipymirror_argv
+
+# ------------------------------------------------------------------ layers
+
+LAYERS = ("unit", "pairs", "kernel", "e2e")
+HEAVY = {"kernel", "make_kernel", "peer", "terminal", "ipymirror_argv"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its layer: its folder, except that a test in unit/
+    that uses a real kernel or a terminal (or says so) is marked by what it uses."""
+    for item in items:
+        if any(item.get_closest_marker(layer) for layer in LAYERS):
+            continue
+        folder = Path(str(item.fspath)).parent.name
+        layer = folder if folder in LAYERS else "e2e"
+        if layer == "unit" and HEAVY & set(getattr(item, "fixturenames", ())):
+            layer = "e2e" if {"terminal", "ipymirror_argv"} & set(item.fixturenames) else "kernel"
+        item.add_marker(getattr(pytest.mark, layer))
+
 
 # ------------------------------------------------------------------ isolation
 
@@ -43,6 +63,9 @@ def jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, P
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(dirs["data"]))
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(dirs["config"]))
     monkeypatch.setenv("IPYTHONDIR", str(dirs["ipython"]))
+    # debugpy's "frozen modules" warning goes to a (re)starting kernel's stderr,
+    # which ipykernel broadcasts as stream output nobody asked for.
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # Extra search paths from the outside could bring in foreign kernelspecs.
     monkeypatch.delenv("JUPYTER_PATH", raising=False)
     monkeypatch.delenv("JUPYTER_CONFIG_PATH", raising=False)
@@ -74,6 +97,15 @@ def _ensure_bash_kernelspec() -> None:
         ) from None
 
 
+def _ensure_ir_kernelspec(data_dir: Path) -> None:
+    """IRkernel's kernelspec in the isolated JUPYTER_DATA_DIR (R and IRkernel come
+    from Debian: ``apt-get install -y r-cran-irkernel``, done by .ci/run)."""
+    spec = data_dir / "kernels" / "ir" / "kernel.json"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
+    spec.write_text(json.dumps({"argv": argv, "display_name": "R", "language": "R"}))
+
+
 @pytest.fixture
 def make_kernel(jupyter_dirs: dict[str, Path]) -> Iterator[Callable[..., KernelManager]]:
     """Factory: ``make_kernel(name="python3", **start_kernel_kwargs)`` starts a
@@ -86,6 +118,8 @@ def make_kernel(jupyter_dirs: dict[str, Path]) -> Iterator[Callable[..., KernelM
     def factory(name: str = "python3", **kwargs: Any) -> KernelManager:
         if name == "bash":
             _ensure_bash_kernelspec()
+        elif name == "ir":
+            _ensure_ir_kernelspec(jupyter_dirs["data"])
         connection_file = jupyter_dirs["runtime"] / f"kernel-{uuid.uuid4()}.json"
         km = KernelManager(kernel_name=name, ip="127.0.0.1", connection_file=str(connection_file))
         km.start_kernel(**kwargs)

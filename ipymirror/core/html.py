@@ -291,9 +291,12 @@ class HtmlRenderer:
 
     def outputs(self, cell: Cell, cid: str) -> str:
         html_outs = [self.output(out, f"{cid}-{i}") for i, out in enumerate(cell.outputs)]
+        notes = []
         if cell.dropped:
-            note = f"… {cell.dropped:,} more outputs not kept"
-            html_outs.append(f'<pre class="note">{html.escape(note)}</pre>')
+            notes.append(f"… {cell.dropped:,} more outputs not kept")
+        if cell.dropped_chars:
+            notes.append(f"… {cell.dropped_chars:,} more characters of output not kept")
+        html_outs += [f'<pre class="note">{html.escape(note)}</pre>' for note in notes]
         return "".join(html_outs)
 
     def cell(self, cell: Cell, cid: str) -> str:

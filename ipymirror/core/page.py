@@ -21,7 +21,8 @@ Rules it keeps:
 * Whole lines of a stream are final (a ``\\r`` only rewrites the last line):
   they are sent once, as appended text; only the last line is resent.
 * Bounded: the last ``cells`` cells are kept (the relay backlog's policy),
-  each with at most ``MAX_OUTPUTS`` outputs, each stream output's text to
+  each with at most ``MAX_OUTPUTS`` outputs and ``MAX_CELL_CHARS`` characters
+  (the builder counts what does not fit), each stream output's text to
   ``2 * MAX_STREAM`` characters (what was sent already is cut from the front),
   notices to ``MAX_NOTICES``.
 * Element ids are ours (``c<n>``, ``c<n>-<i>``), never from a message.
@@ -42,6 +43,7 @@ __all__ = ["LivePage", "Op"]
 Op = list[str]
 MAX_NOTICES = 20
 MAX_OUTPUTS = 500  # per cell on the page (later ones are counted, as in the export)
+MAX_CELL_CHARS = 4 * 1024 * 1024  # characters of output a cell holds (images included)
 
 
 @dataclass
@@ -53,7 +55,7 @@ class _Shown:
     data: list[Any] = field(default_factory=list)  # each output's data dict, as shown
     done: list[int] = field(default_factory=list)  # stream: characters sent as whole lines
     tails: list[str] = field(default_factory=list)  # stream: the unfinished line shown
-    dropped: int = 0
+    dropped: tuple[int, int] = (0, 0)  # the cell's (outputs, characters) not kept
 
 
 class LivePage:
@@ -61,7 +63,7 @@ class LivePage:
 
     def __init__(self, language: str = "", cells: int = 20) -> None:
         self.html = HtmlRenderer(language)
-        self.builder = CellBuilder(max_outputs=MAX_OUTPUTS)
+        self.builder = CellBuilder(max_outputs=MAX_OUTPUTS, max_chars=MAX_CELL_CHARS)
         self.presence = Presence()
         self.cells = max(1, cells)
         self.extra = ""  # said after the status line ("kernel not answering")
@@ -137,14 +139,14 @@ class LivePage:
             done, tail = split_stream(out.get("text", "")) if _is_stream(out) else ("", "")
             shown.done.append(len(done))
             shown.tails.append(tail)
-        shown.dropped = cell.dropped
+        shown.dropped = (cell.dropped, cell.dropped_chars)
 
     def _diff(self, cell: Cell, shown: _Shown) -> None:
         outs, old, html, cid = cell.outputs, shown.outs, self.html, shown.cid
         if (
             len(outs) < len(old)
             or any(a is not b for a, b in zip(outs, old, strict=False))
-            or cell.dropped != shown.dropped
+            or (cell.dropped, cell.dropped_chars) != shown.dropped
         ):
             self._ops.append(["outs", cid, html.outputs(cell, cid)])  # cleared: all anew
             self._record(cell, shown)
@@ -178,6 +180,7 @@ class LivePage:
                 if cut > 0:
                     out["text"] = text[cut:]
                     shown.done[i] -= cut
+                    cell.size -= cut  # the builder's budget for the cell: what it still holds
 
 
 def _is_stream(out: dict[str, Any]) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 import struct
 import zlib
 from collections.abc import Mapping
@@ -22,13 +23,16 @@ from ipymirror.core.events import Peer
 from ipymirror.core.sanitize import sanitize, strip_sgr
 
 __all__ = [
+    "MAX_TEXT",
     "RESET",
+    "RICH_LIMIT",
     "Renderer",
     "image_summary",
     "lexer_for",
     "peer_colour",
     "pick_mime",
     "resolve_cr",
+    "wrap_cells",
 ]
 
 RESET = "\x1b[0m"
@@ -56,8 +60,15 @@ MIME_PREFERENCE = (
     "text/html",
 )
 
-#: Above this size rich-rendered types fall back to plain text (rich is slow).
-RICH_LIMIT = 200_000
+#: Above this many characters Markdown and JSON are shown as plain text, and code
+#: is not highlighted.  rich and pygments cost 10-70 µs a character (a wide
+#: Markdown table is the worst): 2,000 keeps one output under ~50 ms, so the
+#: prompt never waits long for a peer's output (measured: tests/test_hostile.py).
+RICH_LIMIT = 2_000
+HIGHLIGHT_LIMIT = 5_000
+#: Characters of one text shown (stream message, traceback, plain/JSON value);
+#: the middle of a larger one is elided with a notice saying how much.
+MAX_TEXT = 8 * 1024 * 1024
 
 
 def _last_segment(line: str) -> str:
@@ -83,9 +94,63 @@ def resolve_cr(text: str) -> str:
     return out + "\r" if text.endswith("\r") else out
 
 
-def pick_mime(data: Mapping[str, Any]) -> str | None:
+#: Kernels other than Python's give text/plain as their console prints it (R's
+#: ``[1] 42``) beside a Markdown/HTML/LaTeX rendering that loses it: for them
+#: text/plain comes right after images.
+PLAIN_FIRST = (
+    *(m for m in MIME_PREFERENCE if m.startswith("image/")),
+    "text/plain",
+    *(m for m in MIME_PREFERENCE if not m.startswith("image/") and m != "text/plain"),
+)
+_PYTHON_LEXERS = frozenset({"", "python", "python3", "python2", "ipython", "ipython3", "ipython2"})
+
+
+_SGR_AT = re.compile(r"\x1b\[[0-9;:]*m")
+
+
+def wrap_cells(line: str, width: int) -> list[str]:
+    """``line`` cut into rows of at most ``width`` terminal cells (wide characters
+    count two, colour sequences none), so a gutter can start every row.
+
+    A colour active at a cut is closed at the row's end and opened again on the
+    next row.  Tabs are expanded first (their width depends on the column).
+    """
+    if len(line) <= width and (line.isascii() or len(line) * 2 <= width):
+        return [line]
+    if "\t" in line:
+        line = line.expandtabs(8)
+    from wcwidth import wcwidth
+
+    rows: list[str] = []
+    row: list[str] = []
+    used = 0
+    active: list[str] = []  # SGR sequences since the last reset
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        if ch == "\x1b":
+            m = _SGR_AT.match(line, i)
+            if m is not None:
+                seq = m.group()
+                row.append(seq)
+                active = [] if seq in ("\x1b[0m", "\x1b[m") else [*active, seq]
+                i = m.end()
+                continue
+        w = wcwidth(ch)
+        w = 0 if w < 0 else w
+        if used + w > width and used > 0:
+            rows.append("".join(row) + (RESET if active else ""))
+            row, used = list(active), 0
+        row.append(ch)
+        used += w
+        i += 1
+    rows.append("".join(row))
+    return rows
+
+
+def pick_mime(data: Mapping[str, Any], plain_first: bool = False) -> str | None:
     """The MIME type of ``data`` to show in a terminal, or None if nothing fits."""
-    for mime in MIME_PREFERENCE:
+    for mime in PLAIN_FIRST if plain_first else MIME_PREFERENCE:
         if mime in data:
             return mime
     return next((m for m in data if isinstance(m, str)), None)
@@ -176,10 +241,26 @@ class Renderer:
         could overwrite a gutter or a label), except in stream text, whose
         ``\\r`` the transcript resolves across messages.
         """
+        if not stream and len(text) > MAX_TEXT:
+            text = self.elide(text)
         text = sanitize(text)
         if not stream and "\r" in text:
             text = resolve_cr(text).rstrip("\r")
         return text if self.color else strip_sgr(text)
+
+    def elide(self, text: str, limit: int = MAX_TEXT) -> str:
+        """Keep the head and tail of one giant text; a notice line says what was cut."""
+        if len(text) <= limit:
+            return text
+        half = limit // 2
+        head_end = text.rfind("\n", 0, half) + 1 or half
+        tail_start = text.find("\n", len(text) - half) + 1 or len(text) - half
+        middle = text[head_end:tail_start]
+        note = self.notice(
+            f"… {middle.count(chr(10)):,} lines ({len(middle) / 2**20:.1f} MB) of one message "
+            "not shown"
+        )
+        return f"{text[:head_end]}{note}\n{text[tail_start:]}"
 
     def peer_sgr(self, peer: Peer) -> str:
         return f"\x1b[{peer_colour(peer)}m"
@@ -202,6 +283,10 @@ class Renderer:
             text += " …"
         return self.paint(self.peer_sgr(peer) + _BOLD, text)
 
+    def own_header(self, count: int | None) -> str:
+        """Your own cell's context again, when its output resumes below another's."""
+        return self.paint(_GREEN, f"In [{count if count is not None else ' '}] …")
+
     def out_prompt(self, count: int | None) -> str:
         return self.paint(_RED, f"Out[{count if count is not None else ' '}]: ")
 
@@ -218,7 +303,7 @@ class Renderer:
         # turn their ESC into an error token and leave "[1m" visible.
         code = strip_sgr(self.clean(code)).rstrip("\n")
         lexer = lexer_for(self.language) if self.color else None
-        if lexer is None or len(code) > RICH_LIMIT:
+        if lexer is None or len(code) > HIGHLIGHT_LIMIT:
             return code.split("\n")
         from pygments import highlight
         from pygments.formatters import TerminalFormatter
@@ -238,7 +323,7 @@ class Renderer:
         return self.clean(text).rstrip("\n").split("\n")
 
     def mime(self, data: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> list[str]:
-        mime = pick_mime(data)
+        mime = pick_mime(data, self.language.lower() not in _PYTHON_LEXERS)
         if mime is None:
             return []
         value = data[mime]
@@ -271,7 +356,9 @@ class Renderer:
             markup=False,
         )
         console.print(renderable)
-        return buf.getvalue().rstrip("\n").split("\n")
+        # Sanitised again: Markdown decodes entities (``&#x202E;`` is a bidi
+        # override) and JSON its escapes, after the input was sanitised.
+        return sanitize(buf.getvalue()).rstrip("\n").split("\n")
 
     def _markdown(self, text: str) -> list[str]:
         from rich.markdown import Markdown
@@ -284,7 +371,10 @@ class Renderer:
         try:
             text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
         except (TypeError, ValueError, RecursionError):
-            text = repr(value)
+            try:
+                text = repr(value)
+            except RecursionError:  # valid JSON, nested deeper than Python recurses
+                return [self.paint(_DIM, "[application/json: nested too deeply to show]")]
         if len(text) > RICH_LIMIT or not self.color:
             return self.clean(text).split("\n")
         from rich.json import JSON

@@ -243,6 +243,13 @@ def test_the_page_is_bounded():
         page.flush()
     text = page.builder.cells[-1].outputs[0]["text"]
     assert len(text) <= 2 * MAX_STREAM + 100
+    # Past the builder's per-cell budget too: what the page already sent is not held.
+    for n in range(120):  # 12 MB in all, 3 × MAX_CELL_CHARS
+        page.feed(Stream(ALICE, "m29", "stdout", f"chunk {n:03d} " + "y" * 99_990 + "\n"))
+        ops = page.flush()
+    assert any(op[0] == "app" and "chunk 119" in op[2] for op in ops)
+    assert page.builder.cells[-1].dropped_chars == 0
+    assert page.builder.cells[-1].size <= 2 * MAX_STREAM + 200_000
 
 
 def test_a_restart_is_a_notice_in_its_place():

@@ -13,13 +13,17 @@ import asyncio
 import json
 import os
 import re
+import sys
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
-from test_share import RelayProcess, relay  # noqa: F401  (the fixture)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kernel"))
+from test_share import RelayProcess, relay  # noqa: F401  (relay: the fixture)
 
 CHROMIUM = os.environ.get("IPYMIRROR_CHROMIUM", "/usr/bin/chromium")
 WAIT_MS = 30_000
