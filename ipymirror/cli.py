@@ -448,6 +448,18 @@ def _share_command(sub: Any) -> None:
         metavar="N",
         help="cells late joiners see first (default: 20)",
     )
+    share.add_argument(  # share --web (issue 14)
+        "--web",
+        metavar="HOST:PORT",
+        help="also serve a read-only page for browsers on HOST:PORT (e.g. 127.0.0.1:8765)",
+    )
+    share.add_argument(
+        "--web-queue",
+        type=_positive,
+        default=4.0,
+        metavar="MB",
+        help="MB queued for one browser before one that does not keep up is cut off (default: 4)",
+    )
     share.add_argument(
         "--viewer-queue",
         type=_count(1),

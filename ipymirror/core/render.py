@@ -39,6 +39,7 @@ __all__ = [
     "Renderer",
     "image_summary",
     "lexer_for",
+    "peer_colour",
     "pick_mime",
     "resolve_cr",
     "wrap_cells",
@@ -232,6 +233,11 @@ def lexer_for(name: str) -> Any:
         return None
 
 
+def peer_colour(peer: Peer) -> int:
+    """The SGR foreground code of a peer's stable colour (terminal and HTML alike)."""
+    return _PALETTE[zlib.crc32(peer.session.encode()) % len(_PALETTE)]
+
+
 class Renderer:
     """Turns code, MIME bundles, tracebacks into lists of terminal lines.
 
@@ -294,8 +300,10 @@ class Renderer:
         return f"{text[:head_end]}{note}\n{text[tail_start:]}"
 
     def peer_sgr(self, peer: Peer) -> str:
-        palette = _LIGHT_PALETTE if self.light else _PALETTE
-        return f"\x1b[{palette[zlib.crc32(peer.session.encode()) % len(palette)]}m"
+        if self.light:  # a light background: darker colours of their own
+            code = _LIGHT_PALETTE[zlib.crc32(peer.session.encode()) % len(_LIGHT_PALETTE)]
+            return f"\x1b[{code}m"
+        return f"\x1b[{peer_colour(peer)}m"
 
     def gutter(self, peer: Peer, stderr: bool = False) -> str:
         """The left margin that marks a peer's lines.
