@@ -156,7 +156,9 @@ async def _player_scenario(recs):
         wake.blocked.clear()
         player.wake()
         blocked = asyncio.ensure_future(wake.blocked.wait())
-        await asyncio.wait_for(asyncio.wait([blocked, task], return_when=asyncio.FIRST_COMPLETED), 5)
+        await asyncio.wait_for(
+            asyncio.wait([blocked, task], return_when=asyncio.FIRST_COMPLETED), 5
+        )
         blocked.cancel()
         assert mirror.writer.pending_bytes() == 0  # everything fed is on the screen
         return out.getvalue()
