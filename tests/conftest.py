@@ -62,6 +62,9 @@ def jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, P
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(dirs["data"]))
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(dirs["config"]))
     monkeypatch.setenv("IPYTHONDIR", str(dirs["ipython"]))
+    # debugpy's "frozen modules" warning goes to a (re)starting kernel's stderr,
+    # which ipykernel broadcasts as stream output nobody asked for.
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # Extra search paths from the outside could bring in foreign kernelspecs.
     monkeypatch.delenv("JUPYTER_PATH", raising=False)
     monkeypatch.delenv("JUPYTER_CONFIG_PATH", raising=False)

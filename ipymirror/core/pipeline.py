@@ -44,6 +44,7 @@ class Pipeline:
         self.sinks: list[Callable[[Message], None]] = []
         self.listeners: list[Callable[[Event], None]] = []
         self._seen = (-1, -1)
+        self.unshown = 0  # events whose rendering failed (announced one by one)
 
     def feed(self, msgs: Iterable[Message]) -> Update:
         """Handle a batch of messages; one :class:`Update` for the whole batch."""
@@ -57,11 +58,19 @@ class Pipeline:
             for sink in sinks:
                 sink(msg)
             ev = to_event(msg)
-            if ev is not None:
+            if ev is None:
+                continue
+            try:
                 presence.feed(ev)
                 transcript.feed(ev)
                 for listener in listeners:
                     listener(ev)
+            except Exception as exc:  # one odd message (valid, signed) never stops the mirror
+                self.unshown += 1
+                transcript.notice(
+                    f"a {type(ev).__name__.lower()} message from {ev.peer.label} could not be "
+                    f"shown ({type(exc).__name__})"
+                )
         return self.update()
 
     def notice(self, text: str) -> Update:
