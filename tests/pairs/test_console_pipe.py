@@ -51,6 +51,7 @@ class MemoryKernel:
     where = "memory"
     state_at_connect = "idle"
     bad_signatures = 0
+    malformed = 0
     manager = None
     kernel_name = "python3"
 
@@ -62,6 +63,7 @@ class MemoryKernel:
         self.kernel = Session(key=key, username="kernel")
         self.on_stdin: Any = None
         self.on_bad_message: Any = None
+        self.on_malformed: Any = None
         self.requests: list[dict[str, Any]] = []  # every request, as the kernel got it
         self.count = 0
         self.names = sorted(vars(builtins))  # what the kernel's namespace completes from
@@ -89,9 +91,6 @@ class MemoryKernel:
         pass
 
     async def close(self, shutdown: bool | None = None) -> None:
-        pass
-
-    def lossless(self) -> None:
         pass
 
     def is_beating(self) -> bool:
@@ -225,7 +224,7 @@ class MemoryKernel:
         return [r["content"] for r in self.requests if r["msg_type"] == f"{kind}_request"]
 
 
-class Screen(DummyOutput):
+class RecordingOutput(DummyOutput):
     """DummyOutput that keeps what is written: text (``write``) and raw frames."""
 
     def __init__(self, changes: Any) -> None:
@@ -246,7 +245,7 @@ class Screen(DummyOutput):
 class Rig:
     """A Console on a MemoryKernel, its keyboard, its screen, its Mirror's stream."""
 
-    def __init__(self, changes: Any, keys: Any, screen: Screen) -> None:
+    def __init__(self, changes: Any, keys: Any, screen: RecordingOutput) -> None:
         self.changes, self.keys, self.screen = changes, keys, screen
         self.kernel = MemoryKernel(changes)
         self.stream = io.StringIO()
@@ -310,11 +309,11 @@ class Rig:
 
 
 def drive(run: Any, changes: Any, scenario: Any) -> None:
-    """Run ``scenario(rig)`` with the console's keyboard a pipe and its screen a Screen."""
+    """Run ``scenario(rig)``: the console reads keys from a pipe and draws on a RecordingOutput."""
 
     async def main() -> None:
         with create_pipe_input() as keys:
-            screen = Screen(changes)
+            screen = RecordingOutput(changes)
             with create_app_session(input=keys, output=screen):
                 rig = Rig(changes, keys, screen)
                 rig.start()
