@@ -186,3 +186,25 @@ def test_a_viewer_that_stops_reading_is_cut_off_and_the_others_get_everything():
             await web.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_the_page_starts_from_the_relays_backlog():
+    from ipymirror.recording.format import encode_record
+
+    async def scenario() -> None:
+        web, url = await serve()
+        backlog = [
+            encode_record(msg("execute_input", {"code": "old = 1", "execution_count": 1}), 0.1),
+            encode_record(msg("stream", {"name": "stdout", "text": "from the backlog\n"}), 0.2),
+            b'{"not": "a record"}',
+        ]
+        web.seed(backlog)
+        try:
+            async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
+                await ws.send_str(catchup())
+                first = json.loads((await ws.receive(timeout=10)).data)
+                assert first[0][0] == "reset" and "from the backlog" in first[0][1]
+        finally:
+            await web.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -1,6 +1,7 @@
 """``share --web``: one read-only page and one websocket, next to the relay.
 
-The relay hands every batch it publishes to :meth:`WebShare.feed`; one
+The page starts from the relay's backlog (:meth:`WebShare.seed`), then the
+relay hands every batch it publishes to :meth:`WebShare.feed`; one
 :class:`~ipymirror.core.page.LivePage` turns it into HTML update operations,
 encoded once per frame and written to every viewer.
 
@@ -33,7 +34,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from typing import Any
 
@@ -43,6 +44,7 @@ from ipymirror.core.html import CSP, css
 from ipymirror.core.page import LivePage, Op
 from ipymirror.core.protocol import to_event
 from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.recording.format import RecordError, decode_record
 
 __all__ = ["WebShare", "parse_catchup", "parse_web_address", "web_secret", "web_url"]
 
@@ -181,6 +183,14 @@ class WebShare:
             if ev is not None:
                 page.feed(ev)
         self._schedule()
+
+    def seed(self, records: Iterable[bytes]) -> None:
+        """Start from the relay's backlog (encoded records): a page opened now sees it."""
+        msgs = []
+        for line in records:
+            with contextlib.suppress(RecordError):
+                msgs.append(dict(decode_record(line).msg))
+        self.feed(msgs)
 
     def set_kernel_state(self, ok: bool) -> None:
         extra = "" if ok else "kernel not answering"
