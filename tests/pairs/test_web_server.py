@@ -208,3 +208,37 @@ def test_the_page_starts_from_the_relays_backlog():
             await web.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_the_host_gets_the_url_and_on_a_terminal_a_qr_code():
+    import io
+    from types import SimpleNamespace
+
+    from ipymirror.commands.share import _start_web
+    from ipymirror.transports.share.relay import Backlog
+    from ipymirror.transports.share.ticket import new_host_keys
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    async def scenario(out: io.StringIO) -> str:
+        args = SimpleNamespace(web="127.0.0.1:0", advertise=None, backlog_cells=5, web_queue=1.0)
+        relay = SimpleNamespace(backlog=Backlog(), observers=[])
+        web = await _start_web(args, new_host_keys(), relay, "python", out)
+        try:
+            assert relay.observers == [web.feed]
+            return out.getvalue()
+        finally:
+            await web.close()
+
+    piped = asyncio.run(scenario(io.StringIO()))
+    assert re_url(piped) and "█" not in piped  # piped: the URL line only
+    shown = asyncio.run(scenario(Tty()))
+    assert re_url(shown) and shown.count("\n") > 15 and "█" in shown  # and the QR code
+
+
+def re_url(text: str) -> bool:
+    import re
+
+    return bool(re.match(r"» browsers open:  http://127\.0\.0\.1:\d+/#[\w-]{43}\n", text))
