@@ -96,7 +96,8 @@ def _attribute(tag: str, name: str, value: str) -> str | None:
         return value if _DATA_IMAGE.fullmatch(value) else None  # never a load from elsewhere
     if tag == "a" and name == "href":
         low = value.strip().lower()
-        return value if low.startswith(("http:", "https:", "mailto:", "#")) else None
+        return value if low.startswith(("http:", "https:", "mailto:")) else None  # no "#…": the
+        # page's own fragment holds its viewer secret
     if name in ("width", "height", "colspan", "rowspan", "start"):
         return value if value.isdigit() and len(value) < 6 else None
     return value
