@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import re
 import socket
 import time
@@ -160,6 +161,7 @@ class WebShare:
     ) -> None:
         self.secret = secret.encode("ascii")
         self.page = LivePage(language, cells)
+        self.epoch = os.urandom(8).hex()  # this run: a page that sees another one keeps its past
         self.queue_bytes = queue_bytes
         self.viewers: set[_Viewer] = set()
         self.joining: list[_Viewer] = []
@@ -215,7 +217,7 @@ class WebShare:
                 if not viewer.push(frame):
                     self._drop(viewer)
         if self.joining:
-            snapshot = text_frame(_encode(self.page.snapshot()))
+            snapshot = text_frame(_encode([["epoch", self.epoch], *self.page.snapshot()]))
             joining, self.joining = self.joining, []
             for viewer in joining:
                 if viewer.push(snapshot):  # (what it had queued is applied, then reset)
