@@ -19,6 +19,8 @@ Rules it keeps:
   that viewer's queue, capped at ``queue_bytes`` (its socket's own send buffer
   is fixed at ``SEND_BUFFER``); past it the viewer is cut off (the connection
   dropped) and its page reconnects and catches up.  The others never notice.
+* A catch-up's answer starts with ``["epoch", id]`` (this run of the relay),
+  so a page that reconnects to a restarted relay keeps what it showed.
 * Every asset comes from the package; the page is served with a CSP that
   allows nothing from elsewhere (``default-src 'self'; img-src 'self' data:``).
 """
