@@ -319,10 +319,6 @@ class ImagePainter:
                 )
         return self._pool
 
-    def start(self) -> None:
-        """Start the worker now (it takes a moment), not when the first plot arrives."""
-        self._run(int)
-
     def _run(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
         """``fn(*args)`` in the worker.  Only a queue put on the caller's thread: starting
         (or restarting) a worker process blocks, so the dispatcher thread does that."""
