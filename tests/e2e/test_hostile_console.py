@@ -13,7 +13,6 @@ import signal
 import subprocess
 import time
 
-from terminal import ipymirror_argv
 from recording_support import (
     RecorderProcess,
     cell_messages,
@@ -23,6 +22,7 @@ from recording_support import (
     stdout,
     write_recording,
 )
+from terminal import ipymirror_argv
 
 #: Kernel-side code: broadcast two signed but malformed messages, then print.
 HOSTILE = r"""
