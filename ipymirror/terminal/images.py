@@ -33,7 +33,6 @@ import base64
 import concurrent.futures
 import functools
 import io
-import os
 import queue
 import re
 import threading
@@ -287,7 +286,7 @@ class ImagePainter:
         *,
         tmux: bool = False,
         on_ready: Callable[[], None] | None = None,
-        processes: bool = not os.environ.get("IPYMIRROR_IMAGE_THREAD"),
+        processes: bool = True,
     ) -> None:
         self.protocol = protocol
         self.cell = cell
