@@ -31,6 +31,7 @@ from ipymirror.terminal.mirror import Mirror
 from ipymirror.terminal.watch_view import WatchView
 from ipymirror.terminal.writer import TerminalWriter
 from ipymirror.transports.base import KernelTransport
+from ipymirror.transports.server.urls import is_server_url
 from ipymirror.transports.zmq import KernelLink, default_username, resolve_connection_file
 
 __all__ = [
@@ -69,18 +70,25 @@ async def open_link(
     args: Namespace, *, join_only: bool = False, name: str = "", role: str = ""
 ) -> KernelTransport:
     """Join ``--existing`` (or, unless ``join_only``, start a kernel) as ``--name``
-    (else ``name``, else the login name).
+    (else ``name``, else the login name).  A server URL goes to the websocket transport.
 
     ``role`` marks one of ipymirror's own tools (watch, record, share, replay):
     its session id says so (:func:`tool_session`), and no ipymirror lists it
     among the people in the room.
     """
     username = args.name or name or default_username()
-    if args.existing is not None or join_only:
+    ip = getattr(args, "ip", "") or None
+    link: KernelTransport
+    if is_server_url(args.existing) or getattr(args, "server", None):
+        from ipymirror.commands.server import open_server_link
+
+        link = await open_server_link(args, username, join_only=join_only)
+    elif args.existing is not None or join_only:
         path = resolve_connection_file(args.existing or None)
-        link: KernelTransport = KernelLink.join(path, username, ssh=args.ssh)
+        sshkey = getattr(args, "sshkey", "") or None
+        link = KernelLink.join(path, username, ssh=args.ssh, sshkey=sshkey, ip=ip)
     else:
-        link = await KernelLink.start(args.kernel, username)
+        link = await KernelLink.start(args.kernel, username, ip=ip)
     if role:
         link.session_id = tool_session(role, uuid.uuid4().hex)
     return link
@@ -155,6 +163,7 @@ def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") ->
         width=terminal_width(stream) - 2,
         color=color,
         language=language,
+        light=getattr(args, "colors", "") == "LightBG",
         images=drawable_types() if painter is not None else frozenset(),
         image_rows=rows,
         cell=(1, 2) if graphics.protocol == "blocks" else graphics.cell,  # a pixel per half-cell
@@ -180,6 +189,7 @@ def mirror_for_link(link: KernelTransport, args: Namespace, stream: Any) -> Mirr
     link.on_malformed = lambda why: mirror.notice(
         f"the kernel sent a malformed message ({why}); not shown, and any more will not be"
     )
+    link.on_notice = mirror.notice
     return mirror
 
 

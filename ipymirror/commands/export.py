@@ -7,17 +7,18 @@ Two views of a recording, both pure functions of its records:
   ``clear_output`` and ``update_display_data`` applied as a notebook would.
   Output of executions that never broadcast their input (silent ones, or
   cells begun before the recording) has no cell and is left out.
-* **the terminal** (asciicast, HTML): the transcript exactly as ``watch``
+* **the terminal** (asciicast): the transcript exactly as ``watch``
   and ``replay`` draw it — same :class:`~ipymirror.core.transcript.Transcript`
   and :class:`~ipymirror.core.render.Renderer`, colours on.
+
+HTML is the cells drawn by :class:`~ipymirror.core.html.HtmlRenderer`, the
+renderer of the ``share --web`` page: it looks like the notebook.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import html
-import io
 import json
 import os
 import posixpath
@@ -29,6 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ipymirror.core.cells import Cell, cells_of
+from ipymirror.core.html import HtmlRenderer
 from ipymirror.core.protocol import to_event
 from ipymirror.core.render import Renderer, pick_mime
 from ipymirror.core.sanitize import strip_sgr
@@ -196,27 +198,17 @@ def transcript_text(header: Header, records: Iterable[Record], *, width: int = W
     return "".join(transcript.take())
 
 
-def to_html(header: Header, records: Iterable[Record], *, width: int = WIDTH) -> str:
-    """A self-contained page of the rendered session (rich's HTML export)."""
-    from rich.console import Console
-    from rich.text import Text
+def to_html(header: Header, cells: list[Cell]) -> str:
+    """A self-contained page that looks like the notebook (the page ``share --web`` draws).
 
-    console = Console(
-        record=True,
-        file=io.StringIO(),
-        width=width,
-        force_terminal=True,
-        color_system="256",
-        highlight=False,
-        markup=False,
-        emoji=False,
-    )
-    console.print(Text.from_ansi(transcript_text(header, records, width=width)))
-    from rich.terminal_theme import MONOKAI
-
-    page = console.export_html(theme=MONOKAI, inline_styles=True)
-    title = html.escape(f"ipymirror session: {header.describe()}, {header.started}")
-    return page.replace("<head>", f"<head>\n<title>{title}</title>", 1)
+    Same HTML renderer as the live page: images embedded as ``data:`` URIs,
+    Markdown and HTML outputs rendered and sanitised, no script at all.
+    """
+    r = HtmlRenderer(header.lexer)
+    title = f"ipymirror session: {header.describe()}, {header.started}"
+    intro = r.notice(f"recorded with ipymirror from a {header.describe()}, {header.started}")
+    body = "\n".join([intro, *(r.cell(cell, f"c{n}") for n, cell in enumerate(cells, 1))])
+    return r.document(title, body)
 
 
 def _rows(lines: list[str], width: int) -> int:
@@ -285,7 +277,10 @@ def default_output(path: str, fmt: str) -> str:
 
 
 def _render(
-    fmt: str, header: Header, records: Iterator[Record], files: dict[str, bytes] | None = None,
+    fmt: str,
+    header: Header,
+    records: Iterator[Record],
+    files: dict[str, bytes] | None = None,
     folder: str = "",
 ) -> Iterator[str]:
     if fmt == "ipynb":
@@ -295,7 +290,7 @@ def _render(
     elif fmt == "markdown":
         yield to_markdown(header, notebook_cells(records), files, folder)
     elif fmt == "html":
-        yield to_html(header, records)
+        yield to_html(header, notebook_cells(records))
     else:
         for line in to_asciicast(header, records):
             yield line + "\n"

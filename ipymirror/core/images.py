@@ -199,9 +199,7 @@ def image_dims(mime: str, value: Any) -> tuple[int, int] | None:
     return None
 
 
-def display_dims(
-    mime: str, dims: tuple[int, int], metadata: Mapping[str, Any]
-) -> tuple[int, int]:
+def display_dims(mime: str, dims: tuple[int, int], metadata: Mapping[str, Any]) -> tuple[int, int]:
     """The size to show: notebook metadata ``width``/``height`` where given, else the pixels."""
     meta = metadata.get(mime) if isinstance(metadata, Mapping) else None
     if not isinstance(meta, Mapping):

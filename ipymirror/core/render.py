@@ -39,6 +39,7 @@ __all__ = [
     "Renderer",
     "image_summary",
     "lexer_for",
+    "peer_colour",
     "pick_mime",
     "resolve_cr",
     "wrap_cells",
@@ -57,6 +58,10 @@ _DIM = "\x1b[2m"
 # 16-colour foregrounds (red is left to stderr and errors), so the terminal's
 # own theme keeps them readable on dark and light backgrounds.
 _PALETTE = (34, 35, 36, 32, 33, 94, 95, 96, 92, 93)
+# ``--colors LightBG``: 256-colour foregrounds dark enough to read on white
+# (contrast >= 4.5:1 against #ffffff; tests/e2e/test_console_config.py checks it).
+_LIGHT_PALETTE = ("38;5;19", "38;5;90", "38;5;23", "38;5;22", "38;5;130", "38;5;54", "38;5;88",
+                  "38;5;24", "38;5;94", "38;5;58")  # fmt: skip
 
 #: MIME types a terminal can show, best first.  Images beat their text/plain
 #: repr ("<Figure size 640x480>") because the placeholder says more.
@@ -228,6 +233,11 @@ def lexer_for(name: str) -> Any:
         return None
 
 
+def peer_colour(peer: Peer) -> int:
+    """The SGR foreground code of a peer's stable colour (terminal and HTML alike)."""
+    return _PALETTE[zlib.crc32(peer.session.encode()) % len(_PALETTE)]
+
+
 class Renderer:
     """Turns code, MIME bundles, tracebacks into lists of terminal lines.
 
@@ -243,6 +253,7 @@ class Renderer:
         width: int = 80,
         color: bool = True,
         language: str = "",
+        light: bool = False,
         images: frozenset[str] = frozenset(),
         image_rows: int = 20,
         cell: tuple[int, int] = (10, 20),
@@ -250,6 +261,7 @@ class Renderer:
         self.width = max(20, width)
         self.color = color
         self.language = language
+        self.light = light  # a light background: peer colours from the dark palette
         self.images = images
         self.image_rows = image_rows
         self.cell = cell
@@ -288,7 +300,10 @@ class Renderer:
         return f"{text[:head_end]}{note}\n{text[tail_start:]}"
 
     def peer_sgr(self, peer: Peer) -> str:
-        return f"\x1b[{_PALETTE[zlib.crc32(peer.session.encode()) % len(_PALETTE)]}m"
+        if self.light:  # a light background: darker colours of their own
+            code = _LIGHT_PALETTE[zlib.crc32(peer.session.encode()) % len(_LIGHT_PALETTE)]
+            return f"\x1b[{code}m"
+        return f"\x1b[{peer_colour(peer)}m"
 
     def gutter(self, peer: Peer, stderr: bool = False) -> str:
         """The left margin that marks a peer's lines.

@@ -36,6 +36,7 @@ from ipymirror.core.events import (
     KernelGone,
     KernelRestart,
     KernelRestarted,
+    OutputDropped,
     Peer,
     Result,
     Status,
@@ -60,9 +61,11 @@ def plain(chunks: Iterable[Line]) -> list[str]:
             out.append(chunk)
     return out
 
+
 MAX_OPEN_CELLS = 64
 MAX_LIVE_LINES = 400  # per cell; older live lines are counted, then dropped
 MAX_PARTIAL = 64 * 1024  # characters of an unfinished line kept live
+_LIMIT_WORD = {"message rate": "rate limit", "data rate": "data rate limit"}
 MAX_STREAM_TEXT = MAX_TEXT  # characters of one stream message shown; the middle is elided
 
 
@@ -109,6 +112,8 @@ class Transcript:
         self._wide = re.compile("")
         self._gone = False  # the heartbeat stopped and nothing came back yet
         self._gone_for_good = False
+        self._restart_told = False  # the server said it restarted the kernel
+        self._dropped: set[tuple[str, str]] = set()  # (cell, limit) already told
 
     # -- reading -------------------------------------------------------------
     def take(self) -> list[str]:
@@ -170,10 +175,20 @@ class Transcript:
                 self._finish(_key(ev))
         elif isinstance(ev, KernelRestart | KernelRestarted | KernelGone | KernelBack):
             self._lifecycle(ev)
+        elif isinstance(ev, OutputDropped):
+            self._dropped_output(ev)
 
     def _lifecycle(self, ev: Event) -> None:
         """One notice per change of the kernel's life; cells of a dead kernel end."""
         who = ev.peer.label if ev.peer.session else "unknown"
+        if isinstance(ev, KernelRestart) and ev.reason:  # the server's own word: no claim
+            self.finish_all()
+            if ev.reason == "died":
+                self._restart_told = True  # the new kernel, when seen, is this restart
+                self.notice("the kernel died; the server restarted it")
+            else:
+                self.notice("the kernel died and the server could not restart it")
+            return
         if isinstance(ev, KernelRestart):  # a claim: the kernel may still answer
             if not ev.restart:
                 self.notice(f"{who} asked the kernel to shut down")
@@ -187,6 +202,9 @@ class Transcript:
         if isinstance(ev, KernelRestarted):
             again = "the kernel is answering again; " if self._gone else ""
             self._gone = False
+            if self._restart_told:
+                self._restart_told = False
+                return
             self.notice(f"{again}kernel restarted by {who} (a new kernel: its variables are gone)")
         elif isinstance(ev, KernelGone):
             if ev.for_good and not self._gone_for_good:
@@ -198,6 +216,16 @@ class Transcript:
             elif not self._gone:
                 self._gone = True
                 self.notice("the kernel stopped answering (no heartbeat)")
+
+    def _dropped_output(self, ev: OutputDropped) -> None:
+        """One notice per cell and limit: the server may say it once per rate window."""
+        if (ev.cell, ev.limit) in self._dropped:
+            return
+        if len(self._dropped) >= MAX_OPEN_CELLS:
+            self._dropped.clear()
+        self._dropped.add((ev.cell, ev.limit))
+        word = _LIMIT_WORD.get(ev.limit, ev.limit)
+        self.notice(f"the server dropped output: {word}; raise {ev.setting}")
 
     def notice(self, text: str) -> None:
         """Commit a line of ipymirror's own (never attributed to a peer)."""
@@ -224,21 +252,21 @@ class Transcript:
     def _decorate(self, peer: Peer, lines: Sequence[Line], stderr: bool) -> list[Line]:
         """Add the gutter (peers) and stderr colour; reset colours at line end."""
         err = self.r.stderr_sgr() if stderr else ""
-        gutter = "" if self._mine(peer) else self.r.gutter(peer, stderr)
+        mine = self._mine(peer)
+        gutter = "" if mine else self.r.gutter(peer, stderr)
         width = self.r.width  # the terminal's columns less the gutter
         out: list[Line] = []
         for line in lines:
             if isinstance(line, Picture):
-                out.append(replace(line, gutter=gutter))  # sized to fit already
-            elif self._mine(peer):
+                out.append(replace(line, gutter=gutter))
+            elif mine:
                 out.append(f"{err}{line}{RESET}" if (err or "\x1b" in line) else line)
             else:
-                out.extend(
-                    f"{gutter}{err}{row}{RESET}"
-                    if err or ("\x1b" in row and not row.endswith(RESET))
-                    else gutter + row
-                    for row in wrap_cells(line, width)  # the gutter starts every row, wrapped too
-                )
+                for row in wrap_cells(line, width):  # the gutter starts every row, wrapped too
+                    if err or ("\x1b" in row and not row.endswith(RESET)):
+                        out.append(f"{gutter}{err}{row}{RESET}")
+                    else:
+                        out.append(gutter + row)
         return out
 
     def _commit(

@@ -217,9 +217,7 @@ def tmux_wrap(seq: str) -> str:
     return "\x1bPtmux;" + seq.replace("\x1b", "\x1b\x1b") + "\x1b\\"
 
 
-def encode(
-    pic: Picture, protocol: str, cell: tuple[int, int], *, tmux: bool = False
-) -> bytes:
+def encode(pic: Picture, protocol: str, cell: tuple[int, int], *, tmux: bool = False) -> bytes:
     """The bytes that draw ``pic`` on ``pic.rows`` fresh lines (see the module doc)."""
     cols, rows = pic.cols, pic.rows
     if protocol == "blocks":

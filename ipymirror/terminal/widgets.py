@@ -59,7 +59,10 @@ def live_text(mirror: Mirror, rows: int, share: float = 1 / 3) -> str:
 
 
 def status_app(
-    live: Callable[[], str], status: Callable[[], str], key_bindings: KeyBindingsBase
+    live: Callable[[], str],
+    status: Callable[[], str],
+    key_bindings: KeyBindingsBase,
+    **app_kwargs: Any,
 ) -> Application[Any]:
     """An app of the live region, then (after a filler) the status line on the bottom row."""
     body = HSplit(
@@ -74,5 +77,9 @@ def status_app(
         ]
     )
     return Application(
-        layout=Layout(body), key_bindings=key_bindings, style=STYLE, erase_when_done=True
+        layout=Layout(body),
+        key_bindings=key_bindings,
+        style=STYLE,
+        erase_when_done=True,
+        **app_kwargs,  # input/output: tests drive it in-process
     )

@@ -85,6 +85,7 @@ class TerminalWriter:
         self.lines_dropped = 0
         self._unannounced = 0  # dropped lines the screen has not been told about yet
         self.frames = 0
+        self.held = False  # a pager or an editor owns the screen: keep lines until release()
 
     # -- input side ----------------------------------------------------------
     def push(self, chunks: Sequence[str | Picture]) -> None:
@@ -185,10 +186,18 @@ class TerminalWriter:
             except RuntimeError:  # no loop (tests, shutdown): write now
                 self._frame()
 
+    def hold(self) -> None:
+        """Stop writing (lines still queue, within the cap) while something else owns the screen."""
+        self.held = True
+
+    def release(self) -> None:
+        self.held = False
+        self._schedule()
+
     def _frame(self) -> None:
         self._scheduled = False
-        if not self._ready() and not self._unannounced:
-            return  # a picture still drawing schedules the next frame when done
+        if self.held or (not self._ready() and not self._unannounced):
+            return  # held by a pager; or a picture still drawing schedules the next frame
         app = self.app
         start = time.monotonic()
         data = self._take(self.frame_bytes)
