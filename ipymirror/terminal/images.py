@@ -421,6 +421,19 @@ class ImagePainter:
         self._run(paint_live, pic, cols, rows).add_done_callback(done)
         return pic.lines()
 
+    def abandon(self) -> None:
+        """A picture took too long (a hostile SVG?): stop its worker; the next gets a new one.
+
+        A running job cannot be cancelled; killing the worker process is the only
+        way (through ``_processes``, the pool's own table: no public API for it).
+        """
+        pool, self._pool = self._pool, None
+        if isinstance(pool, concurrent.futures.ProcessPoolExecutor):
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.kill()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
         """Drop what waits; the worker ends after the picture it is drawing (if any)."""
         self._jobs.put(None)
