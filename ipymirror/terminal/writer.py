@@ -129,7 +129,12 @@ class TerminalWriter:
             self._append(self.painter.encode(pic))
             return
         drawing = _Drawing(self.painter.submit(pic), fallback(pic), pic.rows)
-        drawing.future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._schedule))
+
+        def drawn(_: object) -> None:  # on a pool thread; the loop may be gone (exit)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._schedule)
+
+        drawing.future.add_done_callback(drawn)
         self._pending.append(drawing)
         self._size += len(drawing.fallback)
 

@@ -202,6 +202,7 @@ def test_a_broken_image_is_its_placeholder():
 def test_the_worker_is_a_process_and_survives_a_crash():
     import concurrent.futures
     import os
+    import time
 
     pic = picture(quadrants())
     painter = ImagePainter("kitty")
@@ -306,11 +307,12 @@ def test_a_picture_that_never_finishes_is_its_placeholder_after_the_timeout():
 def test_abandon_kills_a_stuck_worker_process():
     import concurrent.futures
     import os
+    import time
 
     painter = ImagePainter("kitty")
     try:
         pid = painter._executor().submit(os.getpid).result(60)
-        stuck = painter._executor().submit(threading.Event().wait, 60)
+        stuck = painter._executor().submit(time.sleep, 60)  # a decoder that never ends
         painter.abandon()
         with pytest.raises(concurrent.futures.BrokenExecutor):  # the worker was killed
             stuck.result(30)
