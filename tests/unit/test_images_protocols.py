@@ -202,7 +202,6 @@ def test_a_broken_image_is_its_placeholder():
 def test_the_worker_is_a_process_and_survives_a_crash():
     import concurrent.futures
     import os
-    import time
 
     pic = picture(quadrants())
     painter = ImagePainter("kitty")
