@@ -172,11 +172,11 @@ def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") ->
     if painter is not None:
         loop = asyncio.get_running_loop()
 
-        def redraw() -> None:  # called on the painter's thread
-            loop.call_soon_threadsafe(writer.refresh)
+        def redraw() -> None:  # called on the painter's thread; the loop may be gone (exit)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(writer.refresh)
 
-        painter.on_ready = redraw
-        painter.start()  # the worker process starts now, off the event loop, not at a plot
+        painter.on_ready = redraw  # (its worker process starts with the first picture)
     return Mirror(renderer, writer, me=me)
 
 
