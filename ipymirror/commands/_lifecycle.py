@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from argparse import Namespace
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from ipymirror.core.events import (
@@ -32,12 +32,15 @@ from ipymirror.transports.base import KernelTransport
 from ipymirror.transports.zmq import KernelLink, default_username, resolve_connection_file
 
 __all__ = [
+    "background",
+    "connected",
     "heartbeat",
     "make_mirror",
     "mirror_for_link",
     "on_signals",
     "open_link",
     "probe",
+    "until_stopped",
     "watch_stream",
 ]
 
@@ -60,15 +63,18 @@ def terminal_width(stream: Any) -> int:
         return 80
 
 
-async def open_link(args: Namespace, role: str = "") -> KernelTransport:
-    """Join ``--existing`` (or start a kernel) and set up the client identity.
+async def open_link(
+    args: Namespace, *, join_only: bool = False, name: str = "", role: str = ""
+) -> KernelTransport:
+    """Join ``--existing`` (or, unless ``join_only``, start a kernel) as ``--name``
+    (else ``name``, else the login name).
 
     ``role`` marks one of ipymirror's own tools (watch, record, share, replay):
     its session id says so (:func:`tool_session`), and no ipymirror lists it
     among the people in the room.
     """
-    username = args.name or default_username()
-    if args.existing is not None or getattr(args, "join_only", False):
+    username = args.name or name or default_username()
+    if args.existing is not None or join_only:
         path = resolve_connection_file(args.existing or None)
         link: KernelTransport = KernelLink.join(path, username, ssh=args.ssh)
     else:
@@ -76,6 +82,58 @@ async def open_link(args: Namespace, role: str = "") -> KernelTransport:
     if role:
         link.session_id = tool_session(role, uuid.uuid4().hex)
     return link
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    args: Namespace,
+    *,
+    passive: bool = False,
+    name: str = "",
+    role: str = "",
+) -> AsyncIterator[KernelTransport]:
+    """The one lifecycle: open the transport, connect, hand it over, always close.
+
+    ``passive`` (watch, record, share): join only, no stdin or control channel,
+    never shut the kernel down; ``role``: see :func:`open_link`.  A kernel this
+    process started is shut down on close.  Every transport is lossless: a
+    broadcast is never dropped on our side.
+    """
+    link = await open_link(args, join_only=passive, name=name, role=role)
+    try:
+        await link.connect(args.timeout, stdin=not passive, control=not passive)
+        yield link
+    finally:
+        await link.close(shutdown=False if passive else None)
+
+
+@contextlib.asynccontextmanager
+async def background(*coros: Awaitable[Any]) -> AsyncIterator[list[asyncio.Task[Any]]]:
+    """Run ``coros`` as tasks for the duration of the block; cancel and reap them after."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def until_stopped(
+    work: asyncio.Future[Any], *, sigint: bool = True, ended: asyncio.Future[Any] | None = None
+) -> asyncio.Future[Any]:
+    """Wait for ``work`` or a stop (SIGTERM/SIGHUP, SIGINT when ``sigint``, or ``ended``);
+    re-raise what ``work`` failed with; cancel it otherwise.  Returns ``ended``."""
+    loop = asyncio.get_running_loop()
+    if ended is None:
+        ended = loop.create_future()
+    on_signals(loop, ended, sigint=sigint)
+    await asyncio.wait([work, ended], return_when=asyncio.FIRST_COMPLETED)
+    if work.done() and not work.cancelled():
+        work.result()  # an error in the work is raised here
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)
+    return ended
 
 
 def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") -> Mirror:
@@ -92,6 +150,9 @@ def mirror_for_link(link: KernelTransport, args: Namespace, stream: Any) -> Mirr
         mirror.feed_events([KernelBack(KERNEL, "", link.kernel_session)])
     link.on_bad_message = lambda: mirror.notice(
         "ignoring messages that fail the signature check (a client with the wrong key?)"
+    )
+    link.on_malformed = lambda why: mirror.notice(
+        f"the kernel sent a malformed message ({why}); not shown, and any more will not be"
     )
     return mirror
 
@@ -221,10 +282,21 @@ async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: 
     mirror.pipeline.listeners.append(on_event)
     try:
         on_signals(asyncio.get_running_loop(), ended, sigint=not interactive)
+
+        def stop(_: object) -> None:  # the output failed, or the stream did
+            if not ended.done():
+                ended.set_result(None)
+
+        mirror.writer.on_error = stop
+        task.add_done_callback(stop)
         await WatchView(mirror, interactive=interactive).run(ended)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    if mirror.writer.error is not None:
+        raise mirror.writer.error
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
     mirror.transcript.finish_all()
     mirror.flush()
     mirror.writer.flush_now()

@@ -11,6 +11,9 @@ whether the pipeline feeds a console (``ipymirror --record``) or nothing at all
   to reach it, so nothing broadcast after that line can be missing.
 * A write error (full disk) stops the recording, and says so once; it never
   stops the console that records.
+* A message that cannot be recorded as it is (malformed, or nested deeper than
+  JSON can be written) is recorded raw (see the format), with one warning;
+  the end line counts them.
 * ``record`` never executes: its only requests are ``kernel_info``.  It ends on
   Ctrl-C, SIGTERM/SIGHUP, or when the kernel is gone for good (a shutdown the
   heartbeat confirms, or a silence longer than a restart takes); not on a
@@ -26,8 +29,9 @@ import sys
 import time
 from argparse import Namespace
 from collections.abc import AsyncIterable, Callable
-from typing import Any
+from typing import Any, TextIO
 
+from ipymirror.commands._lifecycle import background, connected, heartbeat, until_stopped
 from ipymirror.core.events import Event, KernelGone
 from ipymirror.core.pipeline import Pipeline
 from ipymirror.core.presence import Presence
@@ -74,15 +78,18 @@ class Recorder:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_error: Callable[[str], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.writer = writer
         self.clock = clock
         self.start = clock()
         self.on_error = on_error
+        self.on_warning = on_warning
         self.on_change: Callable[[], None] | None = None
         self.messages = 0
         self.cells = 0
         self.error: str | None = None
+        self.raw_warned = False
 
     @classmethod
     def create(
@@ -92,6 +99,7 @@ class Recorder:
         kernel_name: str = "",
         *,
         on_error: Callable[[str], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> Recorder:
         """A new recording at ``path``, its header written; t=0 is now."""
         check_target(path)
@@ -102,13 +110,24 @@ class Recorder:
             raise MirrorError(
                 f"cannot write recording {path}: {exc.strerror or exc}", ExitStatus.RECORDING
             ) from None
-        return cls(writer, on_error=on_error)
+        return cls(writer, on_error=on_error, on_warning=on_warning)
 
     @classmethod
     def for_link(
-        cls, path: str, link: KernelTransport, *, on_error: Callable[[str], None] | None = None
+        cls,
+        path: str,
+        link: KernelTransport,
+        *,
+        on_error: Callable[[str], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> Recorder:
-        return cls.create(path, link.kernel_info, link.kernel_name, on_error=on_error)
+        return cls.create(
+            path, link.kernel_info, link.kernel_name, on_error=on_error, on_warning=on_warning
+        )
+
+    @property
+    def raw(self) -> int:
+        return self.writer.raw
 
     @property
     def path(self) -> str:
@@ -130,6 +149,13 @@ class Recorder:
                 self.on_error(f"recording stopped: {self.error}")
             return
         self.messages += 1
+        if self.writer.raw == 1 and self.raw_warned is False:
+            self.raw_warned = True
+            if self.on_warning is not None:
+                self.on_warning(
+                    f"message {self.messages:,} ({msg_type_of(msg) or 'no type'}) could not be "
+                    "recorded as it is (malformed, or nested too deeply): recorded raw"
+                )
         if msg_type_of(msg) == "execute_input":
             self.cells += 1
         if self.on_change is not None:
@@ -163,72 +189,77 @@ async def feed_all(pipeline: Pipeline, batches: AsyncIterable[list[Message]]) ->
 
 
 async def run_record(args: Namespace) -> ExitStatus:
-    from ipymirror.commands._lifecycle import heartbeat, on_signals, open_link
-
     out: str = args.out
     check_target(out)
-    args.join_only = True
-    link = await open_link(args, role="record")
     stream = sys.stdout
-    tasks: list[asyncio.Task[Any]] = []
-    recorder: Recorder | None = None
-    status: LiveLine | None = None
-    loop = asyncio.get_running_loop()
-    ended: asyncio.Future[str] = loop.create_future()
+    ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def end(why: str) -> None:
         if not ended.done():
             ended.set_result(why)
 
-    on_signals(loop, ended, sigint=True)
-    link.lossless()
-    try:
-        await link.connect(args.timeout, stdin=False, control=False)
+    async with connected(args, passive=True, role="record") as link:
         recorder = Recorder.for_link(out, link, on_error=end)
-        renderer = Renderer(color=False)
-        mirror = Pipeline(renderer, link.session_id, NoTranscript(renderer))
-        mirror.sinks.append(recorder.write)  # connect() saw IOPub deliver: nothing is missed
-
-        def on_event(ev: Event) -> None:
-            # Not on a shutdown_reply alone (a peer can make the kernel say anything):
-            # when the heartbeat confirms it, or stays silent past a restart's time.
-            if isinstance(ev, KernelGone) and ev.for_good:
-                end("the kernel shut down" if ev.peer.session else "the kernel is gone")
-
-        mirror.listeners.append(on_event)
-        pump = asyncio.ensure_future(feed_all(mirror, link.iopub_batches()))
-        tasks += [pump, asyncio.ensure_future(heartbeat(link, mirror, asyncio.Event()))]
-        print(
-            f"recording the {link.description} of {link.where} to {out} (Ctrl-C stops)",
-            file=stream,
-            flush=True,
-        )
-        if stream.isatty():
-            status = LiveLine(stream, lambda: recorder.status(mirror.presence))
-            recorder.on_change = status.changed
-            status.draw()
-        await asyncio.wait([pump, ended], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
-        if pump.done():
-            pump.result()  # an error in the pipeline is raised here
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
-        mirror.feed(await link.pending_iopub())
-        if recorder.error is not None:
-            raise MirrorError(recorder.error, ExitStatus.RECORDING)
-    finally:
-        for task in tasks:
-            task.cancel()
-        if status is not None:
-            status.clear()
-        if recorder is not None:
+        try:
+            await _record(link, recorder, stream, out, end, ended)
+        finally:
             recorder.close()
-        await link.close(shutdown=False)
     why = ended.result() if ended.done() and ended.result() else "stopped"
+    raw = f" ({recorder.raw:,} of them raw)" if recorder.raw else ""
     print(
-        f"{why}: recorded {recorder.messages:,} messages, {recorder.cells:,} cells, "
+        f"{why}: recorded {recorder.messages:,} messages{raw}, {recorder.cells:,} cells, "
         f"{human_bytes(recorder.bytes)} to {out}",
         file=stream,
         flush=True,
     )
     return ExitStatus.OK
+
+
+async def _record(
+    link: KernelTransport,
+    recorder: Recorder,
+    stream: TextIO,
+    out: str,
+    end: Callable[[str], None],
+    ended: asyncio.Future[str],
+) -> None:
+    """Feed the recorder until a stop, the kernel's shutdown or a write error."""
+    renderer = Renderer(color=False)
+    mirror = Pipeline(renderer, link.session_id, NoTranscript(renderer))
+    mirror.sinks.append(recorder.write)  # connect() saw IOPub deliver: nothing is missed
+
+    def on_event(ev: Event) -> None:
+        # Not on a shutdown_reply alone (a peer can make the kernel say anything):
+        # when the heartbeat confirms it, or stays silent past a restart's time.
+        if isinstance(ev, KernelGone) and ev.for_good:
+            end("the kernel shut down" if ev.peer.session else "the kernel is gone")
+
+    mirror.listeners.append(on_event)
+    pump = asyncio.ensure_future(feed_all(mirror, link.iopub_batches()))
+    print(
+        f"recording the {link.description} of {link.where} to {out} (Ctrl-C stops)",
+        file=stream,
+        flush=True,
+    )
+    status = LiveLine(stream, lambda: recorder.status(mirror.presence))
+
+    def warn(text: str) -> None:
+        if status.tty:
+            status.clear()
+        print(f"ipymirror: warning: {text}", file=sys.stderr, flush=True)
+        if status.tty:
+            status.draw()
+
+    recorder.on_warning = warn
+    if status.tty:
+        recorder.on_change = status.changed
+        status.draw()
+    try:
+        async with background(heartbeat(link, mirror, asyncio.Event())):
+            await until_stopped(pump, ended=ended)
+    finally:
+        if status.tty:
+            status.clear()
+    mirror.feed(await link.pending_iopub())
+    if recorder.error is not None:
+        raise MirrorError(recorder.error, ExitStatus.RECORDING)

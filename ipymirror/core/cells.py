@@ -13,14 +13,20 @@ need "the executions, in order, each with its outputs"; they all use
 * ``update_display_data`` changes every output showing that ``display_id``,
   in whichever cell it is.
 * Outputs are nbformat v4 output dicts (JSON types only), so a notebook needs
-  no conversion.  Caps: at most ``max_outputs`` outputs per cell (later ones
-  are counted in ``Cell.dropped``), so a flood cannot grow a cell without bound.
+  no conversion.
+* Bounded: a cell keeps at most ``max_outputs`` outputs and ``max_chars``
+  characters of output (merged stream text included); what does not fit is
+  counted in ``Cell.dropped`` (outputs) and ``Cell.dropped_chars`` (the cut
+  end of a stream), for the caller to announce.  At most ``MAX_DISPLAYS``
+  display ids are tracked for updates (the oldest are forgotten), each in at
+  most ``MAX_DISPLAY_OUTPUTS`` outputs.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +46,9 @@ __all__ = ["Cell", "CellBuilder", "bundle", "cells_of"]
 
 _JSON_MIME = re.compile(r"^application/(.*\+)?json$")
 MAX_OUTPUTS = 10_000
+MAX_CELL_CHARS = 32 * 1024 * 1024  # characters of output one cell keeps
+MAX_DISPLAYS = 10_000
+MAX_DISPLAY_OUTPUTS = 100
 
 
 @dataclass
@@ -50,8 +59,10 @@ class Cell:
     start: float  # time of its execute_input
     end: float  # time of the last event it owns
     outputs: list[dict[str, Any]] = field(default_factory=list)
-    dropped: int = 0
+    dropped: int = 0  # outputs not kept (over a cap)
+    dropped_chars: int = 0  # characters of stream text not kept
     clear_pending: bool = False
+    size: int = 0  # characters of output held
 
 
 def bundle(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,18 +76,23 @@ def bundle(data: Mapping[str, Any]) -> dict[str, Any]:
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             out[mime] = "".join(value)
         else:
-            out[mime] = json.dumps(value, default=str)
+            try:
+                out[mime] = json.dumps(value, default=str)
+            except (RecursionError, ValueError):
+                out[mime] = f"[{mime}: nested too deeply to keep]"
     return out
 
 
 class CellBuilder:
     """Feed ``(time, event)`` pairs in arrival order; read :attr:`cells`."""
 
-    def __init__(self, max_outputs: int = MAX_OUTPUTS) -> None:
+    def __init__(self, max_outputs: int = MAX_OUTPUTS, max_chars: int = MAX_CELL_CHARS) -> None:
         self.cells: list[Cell] = []
         self.max_outputs = max_outputs
+        self.max_chars = max_chars
         self._by_id: dict[str, Cell] = {}
-        self._displays: dict[str, list[dict[str, Any]]] = {}  # display_id -> outputs
+        # display_id -> outputs showing it, oldest id first
+        self._displays: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
     def feed(self, t: float, ev: Event) -> Cell | None:
         """Apply one event; returns the cell it belongs to (None: no cell)."""
@@ -95,7 +111,7 @@ class CellBuilder:
             if ev.wait:
                 owner.clear_pending = True
             else:
-                owner.outputs.clear()
+                _clear(owner)
         elif isinstance(ev, Display) and ev.update:
             for out in self._displays.get(ev.display_id or "", []):
                 out["data"], out["metadata"] = bundle(ev.data), dict(ev.metadata)
@@ -103,7 +119,7 @@ class CellBuilder:
             out = {"output_type": "display_data", "data": bundle(ev.data)}
             out["metadata"] = dict(ev.metadata)
             if self._add(owner, out) and ev.display_id:
-                self._displays.setdefault(ev.display_id, []).append(out)
+                self._track(ev.display_id, out)
         elif isinstance(ev, Result):
             self._add(
                 owner,
@@ -126,24 +142,61 @@ class CellBuilder:
             )
         return owner
 
+    def _track(self, display_id: str, out: dict[str, Any]) -> None:
+        outs = self._displays.setdefault(display_id, [])
+        self._displays.move_to_end(display_id)
+        if len(outs) < MAX_DISPLAY_OUTPUTS:
+            outs.append(out)
+        if len(self._displays) > MAX_DISPLAYS:
+            self._displays.popitem(last=False)
+
     def _add(self, cell: Cell, out: dict[str, Any]) -> bool:
         if cell.clear_pending:
-            cell.outputs.clear()
-            cell.clear_pending = False
-        last = cell.outputs[-1] if cell.outputs else None
-        if (
-            out["output_type"] == "stream"
-            and last is not None
-            and last["output_type"] == "stream"
-            and last["name"] == out["name"]
-        ):
-            last["text"] += out["text"]  # merged, as a notebook shows consecutive writes
-            return True
+            _clear(cell)
+        room = self.max_chars - cell.size
+        if out["output_type"] == "stream":
+            text = out["text"]
+            if len(text) > room:
+                cell.dropped_chars += len(text) - max(room, 0)
+                text = out["text"] = text[: max(room, 0)]
+            if not text:
+                return False
+            cell.size += len(text)
+            last = cell.outputs[-1] if cell.outputs else None
+            if last is not None and last["output_type"] == "stream" and last["name"] == out["name"]:
+                last["text"] += text  # merged, as a notebook shows consecutive writes
+                return True
+        else:
+            size = _size(out)
+            if size > room:
+                cell.dropped += 1
+                return False
+            cell.size += size
         if len(cell.outputs) >= self.max_outputs:
             cell.dropped += 1
             return False
         cell.outputs.append(out)
         return True
+
+
+def _clear(cell: Cell) -> None:
+    cell.outputs.clear()
+    cell.size = 0
+    cell.clear_pending = False
+
+
+def _size(out: Mapping[str, Any]) -> int:
+    """Characters an output holds, roughly: its strings (MIME values, a traceback)."""
+    n = 0
+    for value in (*out.get("data", {}).values(), *out.get("traceback", ()), out.get("evalue")):
+        if isinstance(value, str) or value is None:
+            n += len(value or "")
+            continue
+        try:  # a JSON value, kept as it is: its size as a notebook will write it
+            n += len(json.dumps(value, default=str))
+        except (RecursionError, ValueError):  # cannot be written at all: never fits
+            return 1 << 62
+    return n
 
 
 def cells_of(timed: Iterable[tuple[float, Event | None]]) -> list[Cell]:

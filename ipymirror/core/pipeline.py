@@ -49,6 +49,7 @@ class Pipeline:
         self.sinks: list[Callable[[Message], None]] = []
         self.listeners: list[Callable[[Event], None]] = []
         self._seen = (-1, -1)
+        self.unshown = 0  # events whose rendering failed (announced one by one)
 
     def feed(self, msgs: Iterable[Message], now: float | None = None) -> Update:
         """Handle a batch of messages (that arrived at ``now``, if the edge says)."""
@@ -74,13 +75,20 @@ class Pipeline:
 
     def _dispatch(self, ev: Event) -> None:
         presence = self.presence
-        presence.feed(ev)
-        known = presence.peers.get(ev.peer.session)
-        if known is not None and known != ev.peer:
-            ev = replace(ev, peer=known)
-        self.transcript.feed(ev)
-        for listener in self.listeners:
-            listener(ev)
+        try:
+            presence.feed(ev)
+            known = presence.peers.get(ev.peer.session)
+            if known is not None and known != ev.peer:
+                ev = replace(ev, peer=known)
+            self.transcript.feed(ev)
+            for listener in self.listeners:
+                listener(ev)
+        except Exception as exc:  # one odd message (valid, signed) never stops the mirror
+            self.unshown += 1
+            self.transcript.notice(
+                f"a {type(ev).__name__.lower()} message from {ev.peer.label} could not be "
+                f"shown ({type(exc).__name__})"
+            )
 
     def notice(self, text: str) -> Update:
         self.transcript.notice(text)

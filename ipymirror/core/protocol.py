@@ -8,7 +8,9 @@ Rules this module keeps:
   types become empty values, and a message this module does not understand
   becomes ``None`` rather than an exception.
 * Text is passed through as the kernel sent it; sanitising for the terminal is
-  the renderer's job, so recordings keep the original bytes.
+  the renderer's job, so recordings keep the original bytes.  The one
+  exception is :func:`kernel_description`, a line meant for display: it is
+  sanitised here, so no command can print a kernel's name raw.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ipymirror.core.events import (
     Status,
     Stream,
 )
+from ipymirror.core.sanitize import sanitize, strip_sgr
 
 __all__ = [
     "kernel_description",
@@ -160,6 +163,12 @@ def kernel_language(kernel_info: Mapping[str, Any]) -> str:
 def kernel_description(kernel_info: Mapping[str, Any]) -> str:
     """``python kernel (ipython)``: how every frontend names the kernel it shows."""
     kernel_info = _dict(kernel_info)
-    language = _str(_dict(kernel_info.get("language_info")).get("name")) or "?"
-    impl = _str(kernel_info.get("implementation"))
+    language = _shown(_str(_dict(kernel_info.get("language_info")).get("name"))) or "?"
+    impl = _shown(_str(kernel_info.get("implementation")))
     return f"{language} kernel" + (f" ({impl})" if impl else "")
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A kernel-chosen name as one short, safe line: no controls, no colours, no newlines."""
+    text = " ".join(strip_sgr(sanitize(text)).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -23,7 +23,9 @@ from ipymirror.core.events import Peer
 from ipymirror.core.sanitize import sanitize, strip_sgr
 
 __all__ = [
+    "MAX_TEXT",
     "RESET",
+    "RICH_LIMIT",
     "Renderer",
     "image_summary",
     "lexer_for",
@@ -57,8 +59,15 @@ MIME_PREFERENCE = (
     "text/html",
 )
 
-#: Above this size rich-rendered types fall back to plain text (rich is slow).
-RICH_LIMIT = 200_000
+#: Above this many characters Markdown and JSON are shown as plain text, and code
+#: is not highlighted.  rich and pygments cost 10-70 µs a character (a wide
+#: Markdown table is the worst): 2,000 keeps one output under ~50 ms, so the
+#: prompt never waits long for a peer's output (measured: tests/test_hostile.py).
+RICH_LIMIT = 2_000
+HIGHLIGHT_LIMIT = 5_000
+#: Characters of one text shown (stream message, traceback, plain/JSON value);
+#: the middle of a larger one is elided with a notice saying how much.
+MAX_TEXT = 8 * 1024 * 1024
 
 
 def _last_segment(line: str) -> str:
@@ -226,10 +235,26 @@ class Renderer:
         could overwrite a gutter or a label), except in stream text, whose
         ``\\r`` the transcript resolves across messages.
         """
+        if not stream and len(text) > MAX_TEXT:
+            text = self.elide(text)
         text = sanitize(text)
         if not stream and "\r" in text:
             text = resolve_cr(text).rstrip("\r")
         return text if self.color else strip_sgr(text)
+
+    def elide(self, text: str, limit: int = MAX_TEXT) -> str:
+        """Keep the head and tail of one giant text; a notice line says what was cut."""
+        if len(text) <= limit:
+            return text
+        half = limit // 2
+        head_end = text.rfind("\n", 0, half) + 1 or half
+        tail_start = text.find("\n", len(text) - half) + 1 or len(text) - half
+        middle = text[head_end:tail_start]
+        note = self.notice(
+            f"… {middle.count(chr(10)):,} lines ({len(middle) / 2**20:.1f} MB) of one message "
+            "not shown"
+        )
+        return f"{text[:head_end]}{note}\n{text[tail_start:]}"
 
     def peer_sgr(self, peer: Peer) -> str:
         return f"\x1b[{_PALETTE[zlib.crc32(peer.session.encode()) % len(_PALETTE)]}m"
@@ -272,7 +297,7 @@ class Renderer:
         # turn their ESC into an error token and leave "[1m" visible.
         code = strip_sgr(self.clean(code)).rstrip("\n")
         lexer = lexer_for(self.language) if self.color else None
-        if lexer is None or len(code) > RICH_LIMIT:
+        if lexer is None or len(code) > HIGHLIGHT_LIMIT:
             return code.split("\n")
         from pygments import highlight
         from pygments.formatters import TerminalFormatter
@@ -325,7 +350,9 @@ class Renderer:
             markup=False,
         )
         console.print(renderable)
-        return buf.getvalue().rstrip("\n").split("\n")
+        # Sanitised again: Markdown decodes entities (``&#x202E;`` is a bidi
+        # override) and JSON its escapes, after the input was sanitised.
+        return sanitize(buf.getvalue()).rstrip("\n").split("\n")
 
     def _markdown(self, text: str) -> list[str]:
         from rich.markdown import Markdown
@@ -338,7 +365,10 @@ class Renderer:
         try:
             text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
         except (TypeError, ValueError, RecursionError):
-            text = repr(value)
+            try:
+                text = repr(value)
+            except RecursionError:  # valid JSON, nested deeper than Python recurses
+                return [self.paint(_DIM, "[application/json: nested too deeply to show]")]
         if len(text) > RICH_LIMIT or not self.color:
             return self.clean(text).split("\n")
         from rich.json import JSON

@@ -40,14 +40,14 @@ from ipymirror.core.events import (
     Status,
     Stream,
 )
-from ipymirror.core.render import RESET, Renderer, resolve_cr, wrap_cells
+from ipymirror.core.render import MAX_TEXT, RESET, Renderer, resolve_cr, wrap_cells
 
 __all__ = ["Transcript"]
 
 MAX_OPEN_CELLS = 64
 MAX_LIVE_LINES = 400  # per cell; older live lines are counted, then dropped
 MAX_PARTIAL = 64 * 1024  # characters of an unfinished line kept live
-MAX_STREAM_TEXT = 8 * 1024 * 1024  # characters of one stream message shown; the middle is elided
+MAX_STREAM_TEXT = MAX_TEXT  # characters of one stream message shown; the middle is elided
 
 
 @dataclass
@@ -252,22 +252,10 @@ class Transcript:
             self._wide = re.compile(f"^[^\n]{{{width + 1}}}", re.M)
         return self._wide.search(body) is not None
 
-    def _elide(self, text: str) -> str:
-        """Keep the head and tail of one giant message; announce the middle."""
-        half = MAX_STREAM_TEXT // 2
-        head_end = text.rfind("\n", 0, half) + 1 or half
-        tail_start = text.find("\n", len(text) - half) + 1 or len(text) - half
-        middle = text[head_end:tail_start]
-        note = self.r.notice(
-            f"… {middle.count(chr(10)):,} lines ({len(middle) / 2**20:.1f} MB) of one message "
-            "not shown"
-        )
-        return f"{text[:head_end]}{note}\n{text[tail_start:]}"
-
     def _stream(self, ev: Stream) -> None:
         cell = self._cell(ev)
         stderr = ev.name == "stderr"
-        raw = ev.text if len(ev.text) <= MAX_STREAM_TEXT else self._elide(ev.text)
+        raw = self.r.elide(ev.text, MAX_STREAM_TEXT)
         text = self.r.clean(raw, stream=True)
         if cell.clear_pending:
             self._do_clear(cell)
@@ -334,16 +322,24 @@ class Transcript:
             last.lines.extend(lines)
         else:
             cell.items.append(_Item(display_id, list(lines)))
+        self._trim(cell)
+        self.version += 1
+
+    def _trim(self, cell: _Cell) -> None:
+        """At most MAX_LIVE_LINES live lines and items (empty displays count): oldest go."""
         excess = cell.live_line_count() - MAX_LIVE_LINES
-        while excess > 0 and cell.items:
+        while cell.items and (excess > 0 or len(cell.items) > MAX_LIVE_LINES):
             first = cell.items[0]
-            cut = min(excess, len(first.lines))
+            cut = min(max(excess, 0), len(first.lines))
+            if len(cell.items) > MAX_LIVE_LINES:
+                cut = len(first.lines)
             del first.lines[:cut]
             cell.dropped += cut
             excess -= cut
             if not first.lines:
                 cell.items.pop(0)
-        self.version += 1
+                if first.display_id is not None:
+                    self._displays.pop(first.display_id, None)
 
     def _announce_cut(self, cell: _Cell, cell_id: str) -> None:
         if cell.cut_chars:
@@ -395,6 +391,7 @@ class Transcript:
             for item in owner.items:
                 if item.display_id == ev.display_id:
                     item.lines = lines
+                    self._trim(owner)
                     self.version += 1
                     return
         if ev.update:  # the display was committed already: show the update live

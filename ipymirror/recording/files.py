@@ -23,7 +23,7 @@ from ipymirror.recording.format import (
     RecordError,
     decode_header,
     decode_record,
-    encode_record,
+    encode_checked,
 )
 
 __all__ = ["RecordingWriter", "Records", "read_recording"]
@@ -45,6 +45,7 @@ class RecordingWriter:
         self._z = zlib.compressobj(6, zlib.DEFLATED, 31) if compress else None
         self.lines = 0
         self.bytes = 0  # bytes of JSON written (before compression)
+        self.raw = 0  # messages written with a part kept raw (see format.encode_checked)
 
     def write_line(self, line: bytes) -> None:
         """Write one complete line (ending in a newline).  Raises OSError."""
@@ -55,8 +56,9 @@ class RecordingWriter:
         self.bytes += len(line)
 
     def write(self, msg: Mapping[str, Any], t: float, channel: str = "iopub") -> int:
-        line = encode_record(msg, t, channel)
+        line, raw = encode_checked(msg, t, channel)
         self.write_line(line)
+        self.raw += raw
         return len(line)
 
     def _write(self, data: bytes) -> None:

@@ -12,6 +12,10 @@ Rules this codec and its files keep:
 * Reading, a torn last line costs that line and one warning; any other bad
   line is a :class:`RecordError` (a :class:`MirrorError` with the file name and
   line number from :func:`read_recording`).
+* Encoding never fails: a part of a message that JSON cannot hold as it is
+  (nested deeper than Python recurses) is written as JSON *text* under
+  ``raw`` and the part itself as ``{}``, as is every part of a malformed
+  message the transport delivered raw; :func:`encode_checked` tells which.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ __all__ = [
     "RecordError",
     "decode_header",
     "decode_record",
+    "encode_checked",
     "encode_record",
     "header_record",
     "iopub",
@@ -148,22 +153,84 @@ def _dumps(obj: Mapping[str, Any]) -> bytes:
 
 def encode_record(msg: Mapping[str, Any], t: float, channel: str = "iopub") -> bytes:
     """One message as one line of JSON, newline included."""
+    return encode_checked(msg, t, channel)[0]
+
+
+_PARTS = ("header", "parent_header", "metadata", "content")
+
+
+def encode_checked(msg: Mapping[str, Any], t: float, channel: str = "iopub") -> tuple[bytes, bool]:
+    """:func:`encode_record`, and whether any part of the message had to be kept raw."""
     header = msg.get("header") or {}
     msg_type = msg.get("msg_type")
     if not msg_type and isinstance(header, Mapping):
         msg_type = header.get("msg_type")
-    return _dumps(
-        {
-            "t": round(t, 6),
-            "channel": channel,
-            "msg_type": msg_type or "",
-            "header": header,
-            "parent_header": msg.get("parent_header") or {},
-            "metadata": msg.get("metadata") or {},
-            "content": msg.get("content") or {},
-            "buffers": [_b64(b) for b in msg.get("buffers") or ()],
-        }
-    )
+    obj: dict[str, Any] = {
+        "t": round(t, 6),
+        "channel": channel,
+        "msg_type": msg_type if isinstance(msg_type, str) else "",
+        "header": header,
+        "parent_header": msg.get("parent_header") or {},
+        "metadata": msg.get("metadata") or {},
+        "content": msg.get("content") or {},
+        "buffers": [_b64(b) for b in msg.get("buffers") or ()],
+    }
+    raw = msg.get("raw")
+    if isinstance(raw, Mapping) and raw:
+        obj["raw"] = {str(k): v if isinstance(v, str) else str(v) for k, v in raw.items()}
+    try:
+        return _dumps(obj), "raw" in obj
+    except (RecursionError, ValueError, TypeError):
+        pass
+    kept = obj.setdefault("raw", {})
+    for name in _PARTS:  # only the parts that cannot be written go raw
+        try:
+            _dumps(obj[name])
+        except (RecursionError, ValueError, TypeError):
+            kept[name] = _flat_json(obj[name])
+            obj[name] = {}
+    return _dumps(obj), True
+
+
+class _Mark:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _flat_json(value: Any) -> str:
+    """JSON text of ``value`` without recursion (any depth; cycles as ``null``)."""
+    out: list[str] = []
+    todo: list[Any] = [value]
+    open_ids: set[int] = set()
+    while todo:
+        item = todo.pop()
+        if isinstance(item, _Mark):
+            if item.text[:1] in "]}" and item.text[1:]:
+                open_ids.discard(int(item.text[1:]))
+                out.append(item.text[0])
+            else:
+                out.append(item.text)
+        elif isinstance(item, Mapping | list | tuple):
+            if id(item) in open_ids:
+                out.append("null")
+                continue
+            open_ids.add(id(item))
+            is_map = isinstance(item, Mapping)
+            todo.append(_Mark(("}" if is_map else "]") + str(id(item))))
+            entries = list(item.items() if isinstance(item, Mapping) else enumerate(item))
+            for i, (key, v) in reversed(list(enumerate(entries))):
+                todo.append(v)
+                sep = "," if i else ""
+                todo.append(_Mark(sep + json.dumps(str(key)) + ":" if is_map else sep))
+            out.append("{" if is_map else "[")
+        else:
+            try:
+                out.append(json.dumps(item, ensure_ascii=False, default=_default))
+            except (RecursionError, ValueError, TypeError):
+                out.append(json.dumps(repr(item)))
+    return "".join(out)
 
 
 def header_record(
@@ -261,6 +328,8 @@ def decode_record(line: bytes | str) -> Record:
         "content": content,
         "buffers": buffers,
     }
+    if isinstance(obj.get("raw"), dict):
+        msg["raw"] = obj["raw"]  # parts kept as text: readers show or skip them
     return Record(float(t), channel, msg)
 
 

@@ -10,9 +10,14 @@ Rules this writer keeps:
   while a flood is being drawn.  Frames adapt their size to the terminal's
   speed, aiming at ~10 ms each.
 * The queue between network and terminal is bounded (``max_pending`` bytes).
-  If the terminal cannot keep up, the oldest unwritten lines are dropped and a
-  notice line says how many — never silently.
+  If a *terminal* cannot keep up, the oldest unwritten lines are dropped and a
+  notice line says how many — never silently.  A file or a pipe is not a
+  terminal: past the bound the writer waits for it (blocking) and drops nothing.
 * Writes go straight to the file descriptor in bytes: no per-line work.
+* A write error (a full disk, a closed pipe) is final: nothing more is
+  written, :attr:`TerminalWriter.error` holds the one line to say, ``on_error``
+  is called, and every later :meth:`push` or :meth:`flush_now` raises it, so
+  the command ends with that line and a non-zero status.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
+
+from ipymirror.errors import MirrorError
 
 __all__ = ["TerminalWriter"]
 
@@ -46,12 +53,17 @@ class TerminalWriter:
         *,
         max_pending: int = MAX_PENDING,
         notice: Callable[[str], str] = lambda s: f"» {s}",
+        terminal: bool | None = None,
     ) -> None:
         self.stream = stream
         try:
             self.fd: int | None = stream.fileno()
         except (AttributeError, OSError, ValueError):  # StringIO in tests
             self.fd = None
+        #: May output be dropped when it cannot keep up?  Only on a terminal.
+        self.terminal = _isatty(stream) if terminal is None else terminal
+        self.error: MirrorError | None = None
+        self.on_error: Callable[[MirrorError], None] | None = None
         self.app: Any = None
         self.max_pending = max_pending
         self._notice = notice
@@ -67,14 +79,26 @@ class TerminalWriter:
     # -- input side ----------------------------------------------------------
     def push(self, chunks: list[str]) -> None:
         """Queue committed chunks (each ending in a newline) and schedule a frame."""
+        if self.error is not None:
+            raise self.error
         if not chunks:
             return
         data = "".join(chunks).encode("utf-8", "replace")
         self._pending.append(data)
         self._size += len(data)
         if self._size > self.max_pending:
-            self._shed()
+            if self.terminal:
+                self._shed()
+            else:
+                self._drain()
         self._schedule()
+
+    def _drain(self) -> None:
+        """A file or pipe: wait for it (write now, blocking) down to half the cap."""
+        while self._pending and self._size > self.max_pending // 2 and self.error is None:
+            self._write(self._take(FRAME_MAX))
+        if self.error is not None:
+            raise self.error
 
     def _shed(self) -> None:
         """Drop the oldest unwritten output down to half the cap.
@@ -174,22 +198,39 @@ class TerminalWriter:
         return data
 
     def _write(self, data: bytes) -> None:
-        if self.fd is None:
-            self.stream.write(data.decode("utf-8", "replace"))
+        if self.error is not None:
             return
-        self.stream.flush()  # whatever was printed through the text layer goes first
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(self.fd, view)
-            except BlockingIOError:
-                select.select([], [self.fd], [])
-                continue
-            except OSError:  # terminal gone: nothing more to show
-                self._pending.clear()
-                self._size = 0
+        try:
+            if self.fd is None:
+                self.stream.write(data.decode("utf-8", "replace"))
                 return
-            view = view[n:]
+            self.stream.flush()  # whatever was printed through the text layer goes first
+            view = memoryview(data)
+            while view:
+                try:
+                    n = os.write(self.fd, view)
+                except BlockingIOError:
+                    select.select([], [self.fd], [])
+                    continue
+                view = view[n:]
+        except OSError as exc:  # a full disk, a closed pipe, a terminal gone
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self._pending.clear()
+        self._size = 0
+        self._unannounced = 0
+        where = "standard output" if self.fd == 1 else getattr(self.stream, "name", "the output")
+        self.error = MirrorError(f"cannot write to {where}: {exc.strerror or exc}")
+        if self.fd is not None:  # later prints (and Python's exit flush) must not fail again
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.fd)
+                os.close(devnull)
+            except OSError:
+                pass
+        if self.on_error is not None:
+            self.on_error(self.error)
 
     def refresh(self) -> None:
         """Ask the running app to redraw (the live region or status changed)."""
@@ -197,9 +238,18 @@ class TerminalWriter:
             self.app.invalidate()
 
     def flush_now(self) -> None:
-        """Write everything pending synchronously (before exit)."""
-        while self._pending or self._unannounced:
+        """Write everything pending synchronously (before exit); raises a write error."""
+        while (self._pending or self._unannounced) and self.error is None:
             self._write(self._take(FRAME_MAX))
+        if self.error is not None:
+            raise self.error
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _hold() -> None:

@@ -5,6 +5,17 @@ kernel processes are jupyter_client's; this module only adds what a mirror
 needs on top: batched IOPub reads (one wake-up per burst, not per message),
 replies routed to whoever awaits them by ``msg_id``, bad signatures counted
 instead of raised, and errors turned into one-line :class:`MirrorError`s.
+
+Every IOPub subscription is lossless (no high-water mark on our side): a
+subscriber that falls behind catches up instead of losing messages silently;
+the terminal writer is the one place that may drop, and it says how many.
+
+A message that fails :meth:`KernelLink.decode` is one of two things, told
+apart and counted apart: *unauthenticated* (no, a wrong or a replayed
+signature: ignored) or *malformed* (signed with the kernel's key, but not a
+message: a null header, JSON nested deeper than Python parses).  A malformed
+message is still delivered, its unreadable parts kept as text under ``raw``,
+so a recorder keeps it.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import hmac
 import json
 import os
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +38,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 from ipymirror.core.protocol import kernel_description, kernel_language
 from ipymirror.errors import ExitStatus, MirrorError
 
-__all__ = ["KernelLink", "resolve_connection_file"]
+__all__ = ["KernelLink", "raw_message", "resolve_connection_file"]
 
 BATCH = 512  # IOPub messages handled per wake-up, at most
 
@@ -71,6 +83,7 @@ class KernelLink:
         self.manager = manager
         self.where = where or client.connection_file
         self.bad_signatures = 0
+        self.malformed = 0
         self.state_at_connect = "unknown"
         self.kernel_info: dict[str, Any] = {}
         self.kernel_session = ""  # header.session of the kernel_info_reply: which kernel process
@@ -81,6 +94,8 @@ class KernelLink:
         self.on_stdin: Callable[[dict[str, Any]], None] | None = None
         #: Called once, on the first message that fails its signature check.
         self.on_bad_message: Callable[[], None] | None = None
+        #: Called once, on the first signed message that is malformed (with what is wrong).
+        self.on_malformed: Callable[[str], None] | None = None
 
     # -- construction ------------------------------------------------------
     @classmethod
@@ -144,6 +159,7 @@ class KernelLink:
     # -- lifecycle ---------------------------------------------------------
     async def connect(self, timeout: float, *, stdin: bool = True, control: bool = True) -> None:
         """Open channels and wait for ``kernel_info_reply`` (fails after ``timeout``)."""
+        self.lossless()
         self.client.start_channels(shell=True, iopub=True, stdin=stdin, hb=True, control=control)
         self._tasks.append(asyncio.ensure_future(self._route(self.client.shell_channel)))
         if stdin:
@@ -242,8 +258,8 @@ class KernelLink:
         """Let IOPub queue without limit on our side, so a slow moment never drops a message.
 
         ZMQ's default high-water mark (1,000 messages) makes a subscriber that falls
-        behind lose messages silently; a recorder or relay must catch up instead.
-        Call before :meth:`connect` (the option applies to new sockets).
+        behind lose messages silently; every subscriber must catch up instead.
+        :meth:`connect` calls it (the option applies to new sockets).
         """
         self.client.context.setsockopt(zmq.RCVHWM, 0)
 
@@ -354,16 +370,34 @@ class KernelLink:
         return self.decode(await socket.recv_multipart())
 
     def decode(self, frames: list[bytes]) -> dict[str, Any] | None:
-        """Deserialize one message; bad signatures and garbage are counted, not raised."""
+        """Deserialize one message; never raises.
+
+        Unauthenticated ones are counted and dropped (None); signed but
+        malformed ones are counted and returned with their unreadable parts
+        under ``raw`` (see the module's docstring).
+        """
         session = self.client.session
         try:
             _, parts = session.feed_identities(frames)
-            return session.deserialize(parts)
-        except Exception:  # anything a hostile sender can make deserialize raise
-            self.bad_signatures += 1
-            if self.bad_signatures == 1 and self.on_bad_message is not None:
-                self.on_bad_message()
+        except Exception:  # no delimiter: nothing here can be authenticated
+            self._unauthenticated()
             return None
+        try:
+            return session.deserialize(parts)
+        except Exception as exc:  # anything a sender can make deserialize raise
+            if not _signed(session, parts) or str(exc).startswith("Duplicate Signature"):
+                self._unauthenticated()
+                return None
+            msg, why = raw_message(parts)
+            self.malformed += 1
+            if self.malformed == 1 and self.on_malformed is not None:
+                self.on_malformed(why)
+            return msg
+
+    def _unauthenticated(self) -> None:
+        self.bad_signatures += 1
+        if self.bad_signatures == 1 and self.on_bad_message is not None:
+            self.on_bad_message()
 
     async def iopub_batches(self) -> AsyncIterator[list[dict[str, Any]]]:
         """Yield IOPub messages in arrival order, as many per batch as are waiting."""
@@ -419,6 +453,49 @@ def _remove_if_harmless(path: str) -> None:
             return
     with contextlib.suppress(OSError):
         os.remove(path)
+
+
+def _signed(session: Any, parts: list[Any]) -> bool:
+    """Whether ``parts`` carry a valid signature (the digest history aside)."""
+    if len(parts) < 5:
+        return False
+    if session.auth is None:
+        return True
+    signature = bytes(parts[0])
+    return bool(signature) and hmac.compare_digest(signature, session.sign(parts[1:5]))
+
+
+_PARTS = ("header", "parent_header", "metadata", "content")
+
+
+def raw_message(parts: list[Any]) -> tuple[dict[str, Any], str]:
+    """A signed message that is not one: each part that is a JSON object kept,
+    the others as text under ``raw``; and what was wrong, in words."""
+    msg: dict[str, Any] = {name: {} for name in _PARTS}
+    raw: dict[str, str] = {}
+    wrong: list[str] = []
+    for name, part in zip(_PARTS, parts[1:5], strict=False):
+        data = bytes(part)
+        try:
+            value = json.loads(data)
+        except RecursionError:
+            value, why = None, "nested too deeply"
+        except ValueError:
+            value, why = None, "not JSON"
+        else:
+            why = "null" if value is None else f"a JSON {type(value).__name__}"
+        if isinstance(value, dict):
+            msg[name] = value
+        else:
+            raw[name] = data.decode("utf-8", "replace")
+            wrong.append(f"{name.replace('_', ' ')} {why}")
+    header = msg["header"]
+    msg_type, msg_id = header.get("msg_type"), header.get("msg_id")
+    msg["msg_type"] = msg_type if isinstance(msg_type, str) else ""
+    msg["msg_id"] = msg_id if isinstance(msg_id, str) else ""
+    msg["buffers"] = [memoryview(bytes(b)) for b in parts[5:]]
+    msg["raw"] = raw
+    return msg, ", ".join(wrong) or "missing fields"
 
 
 def _tunnel(client: AsyncKernelClient, connection_file: str, server: str) -> None:

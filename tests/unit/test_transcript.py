@@ -460,7 +460,7 @@ def test_color_hostile_stream_is_sanitised():
 
 
 def _captured() -> list:
-    path = Path(__file__).parent / "data" / "ipykernel_iopub.jsonl"
+    path = Path(__file__).parent.parent / "data" / "ipykernel_iopub.jsonl"
     with open(path, encoding="utf-8") as f:
         events = [to_event(json.loads(line)) for line in f]
     return [ev for ev in events if ev is not None]
@@ -469,7 +469,7 @@ def _captured() -> list:
 def test_captured_ipykernel_session_as_a_peer():
     pipeline = Pipeline(Renderer(color=False))
     t = pipeline.transcript
-    path = Path(__file__).parent / "data" / "ipykernel_iopub.jsonl"
+    path = Path(__file__).parent.parent / "data" / "ipykernel_iopub.jsonl"
     with open(path, encoding="utf-8") as f:
         text = "".join(pipeline.feed([json.loads(line) for line in f]).lines)
     assert t.live() == []

@@ -17,8 +17,8 @@ import re
 import signal
 import time
 
+from recording_support import RecorderProcess, read_all, wait_for_records
 from terminal import Terminal
-from test_recording_support import RecorderProcess, read_all, wait_for_records
 
 ENTER = "\r"
 

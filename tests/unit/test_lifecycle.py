@@ -11,7 +11,7 @@ from ipymirror.core.pipeline import Pipeline
 from ipymirror.core.render import Renderer
 from ipymirror.core.status import status_line
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 BOB = Peer("8ce7a1b2-0000-4000-8000-000000000001", "bob")
 MGR = Peer("0b67aaa7-0000-4000-8000-000000000002", "username")
 

@@ -11,8 +11,10 @@ import os
 import re
 import threading
 
+import pytest
 from prompt_toolkit.data_structures import Size
 
+from ipymirror.errors import MirrorError
 from ipymirror.terminal.writer import TerminalWriter
 
 
@@ -80,7 +82,7 @@ def test_pushes_in_one_loop_iteration_become_few_frames():
 
 def test_pending_queue_is_bounded_and_the_drop_is_announced_first():
     buf = io.StringIO()
-    screen = TerminalWriter(buf, max_pending=1000, notice=lambda s: f"NOTICE {s}")
+    screen = TerminalWriter(buf, max_pending=1000, notice=lambda s: f"NOTICE {s}", terminal=True)
     chunks = [f"{i:03d}" + "x" * 96 + "\n" for i in range(100)]  # 100 bytes each
     assert all(len(c) == 100 for c in chunks)
 
@@ -108,7 +110,7 @@ def test_pending_queue_is_bounded_and_the_drop_is_announced_first():
 
 def test_single_huge_push_is_bounded_too():
     buf = io.StringIO()
-    screen = TerminalWriter(buf, max_pending=1000, notice=lambda s: f"NOTICE {s}")
+    screen = TerminalWriter(buf, max_pending=1000, notice=lambda s: f"NOTICE {s}", terminal=True)
 
     async def main() -> None:
         screen.push(["y" * 99 + "\n"] * 50)  # 5,000 bytes in one chunk
@@ -225,3 +227,35 @@ def test_flush_now_writes_everything_pending():
         assert screen.pending_bytes() == 0
 
     asyncio.run(main())
+
+
+def test_a_file_is_not_a_terminal_it_is_waited_for_not_dropped():
+    buf = io.StringIO()  # not a tty
+    screen = TerminalWriter(buf, max_pending=1000)
+    assert not screen.terminal
+
+    async def main() -> None:
+        for i in range(100):  # 10 kB in one loop turn, ten times the bound
+            screen.push([f"{i:03}" + "x" * 96 + "\n"])
+            assert screen.pending_bytes() <= 1000
+
+    asyncio.run(main())
+    screen.flush_now()
+    assert buf.getvalue() == "".join(f"{i:03}" + "x" * 96 + "\n" for i in range(100))
+    assert screen.lines_dropped == 0
+
+
+def test_a_write_error_is_final_and_raised():
+    class Full(io.StringIO):
+        def write(self, s: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    screen = TerminalWriter(Full())
+    failures = []
+    screen.on_error = failures.append
+    screen.push(["a\n"])  # no loop: written now, and it fails
+    assert len(failures) == 1 and "No space left on device" in str(screen.error)
+    with pytest.raises(MirrorError, match="cannot write to the output: No space left"):
+        screen.push(["b\n"])
+    with pytest.raises(MirrorError):
+        screen.flush_now()

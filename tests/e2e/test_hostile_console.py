@@ -1,0 +1,232 @@
+"""Hostile kernels and outputs, end to end: real kernel, real processes.
+
+The kernel here is a real ipykernel made hostile from inside: a peer's cell
+signs frames with the kernel's own session and puts them on its IOPub socket,
+so they are exactly what a hostile (or buggy) kernel would broadcast: valid
+signatures around a null header, or content nested 100,000 levels deep.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+
+from recording_support import (
+    RecorderProcess,
+    cell_messages,
+    env,
+    read_all,
+    session_recording,
+    stdout,
+    write_recording,
+)
+from terminal import ipymirror_argv
+
+#: Kernel-side code: broadcast two signed but malformed messages, then print.
+HOSTILE = r"""
+import json, uuid
+_k = get_ipython().kernel
+_s = _k.session
+_parent = json.dumps(_k.get_parent()["header"], default=str).encode()
+
+def _send(parts):
+    _k.iopub_socket.send_multipart([b"x", b"<IDS|MSG>", _s.sign(parts), *parts])
+
+def _header(kind):
+    return json.dumps({"msg_id": uuid.uuid4().hex, "msg_type": kind, "session": _s.session,
+                       "username": "kernel", "date": "2026-01-01T00:00:00Z",
+                       "version": "5.3"}).encode()
+
+_send([b"null", _parent, b"{}", b'{"name": "stdout", "text": "null header\\n"}'])
+_deep = b"[" * 100_000 + b"]" * 100_000
+_send([_header("display_data"), _parent, b"{}",
+       b'{"metadata": {}, "data": {"application/json": ' + _deep + b'}}'])
+print("after the " + "hostile ones", flush=True)
+"""
+
+
+def test_record_keeps_malformed_and_deep_messages_raw(kernel, peer, tmp_path):
+    out = tmp_path / "s.ipym"
+    rec = RecorderProcess.record(out, kernel)
+    try:
+        bob = peer(kernel, "bob")
+        bob.execute_nowait(HOSTILE)
+        deadline = time.monotonic() + 60
+        while not any(
+            r.msg_type == "stream" and "after the hostile" in str(r.msg["content"].get("text"))
+            for r in read_all(out)
+        ):
+            assert rec.proc.poll() is None, rec.stderr  # record must not die
+            assert time.monotonic() < deadline, rec.stderr
+            time.sleep(0.05)  # polling a file that grows: there is no event to wait on
+        assert rec.stop() == 0
+    finally:
+        rec.close()
+    records = read_all(out)
+    raw = [r for r in records if "raw" in r.msg]
+    assert len(raw) == 2, [r.msg_type for r in records]
+    null, deep = raw
+    assert null.msg["raw"] == {"header": "null"} and null.msg["content"]["text"] == "null header\n"
+    assert deep.msg_type == "display_data" and deep.msg["content"] == {}
+    assert deep.msg["raw"]["content"].startswith('{"metadata": {}, "data": {"application/json": [[')
+    assert "recorded raw" in rec.stderr and "Traceback" not in rec.stderr
+    assert "2 of them raw" in rec.stdout
+
+
+def test_watch_calls_a_malformed_message_malformed(kernel, peer):
+    proc = subprocess.Popen(
+        ipymirror_argv("watch", "--existing", kernel.connection_file),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+    )
+    try:
+        bob = peer(kernel, "bob")
+        data = b""
+        # watch announces nothing on a pipe: run cells until one shows up
+        deadline = time.monotonic() + 30
+        while b"warm" not in data:
+            assert time.monotonic() < deadline, data
+            bob.run("print('warm')")
+            data += _read_available(proc)
+        bob.execute_nowait(HOSTILE)
+        while "│ after the hostile ones\n".encode() not in data:
+            assert proc.poll() is None and time.monotonic() < deadline + 30, data
+            data += _read_available(proc, wait=1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        data += proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+    text = data.decode()
+    assert re.search(r"malformed message \(header null\)", text), text
+    assert "signature check" not in text
+    assert "Traceback" not in err.decode(), err
+
+
+def _read_available(proc: subprocess.Popen, wait: float = 0.5) -> bytes:
+    """What the process wrote, waiting up to ``wait`` for the first byte."""
+    import os
+    import select
+
+    fd = proc.stdout.fileno()
+    out = b""
+    ready, _, _ = select.select([fd], [], [], wait)
+    while ready:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        out += chunk
+        ready, _, _ = select.select([fd], [], [], 0)
+    return out
+
+
+def test_record_onto_an_existing_file_is_refused_before_connecting(tmp_path):
+    existing = tmp_path / "old.ipym"
+    existing.write_text("precious\n")
+    never = tmp_path / "no-such-kernel.json"  # connecting would fail differently
+    proc = subprocess.run(
+        ipymirror_argv("--record", str(existing), "--existing", str(never)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(),
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode != 0
+    assert "already exists" in proc.stderr and "connection file" not in proc.stderr
+    assert existing.read_text() == "precious\n"
+
+
+# ------------------------------------------------------------ a file is not a terminal
+
+
+def test_replay_into_a_full_disk_fails_with_one_line(tmp_path):
+    path = session_recording(tmp_path / "s.ipym", gap=0)
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            ipymirror_argv("replay", "--no-wait", str(path)),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env=env(),
+            stdin=subprocess.DEVNULL,
+        )
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "ipymirror: error: cannot write to standard output: No space left on device"
+    ]
+
+
+def test_replay_into_a_closed_pipe_fails_with_one_line(tmp_path):
+    n = [0]
+    flood = cell_messages("flood", [stdout(f"line {i}\n") for i in range(20_000)], 1, n=n)
+    path = write_recording(tmp_path / "s.ipym", [(0.0, msg) for msg in flood])
+    proc = subprocess.Popen(
+        ipymirror_argv("replay", "--no-wait", str(path)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+        stdin=subprocess.DEVNULL,
+    )
+    proc.stdout.read(100)
+    proc.stdout.close()  # like `| head -c 100`
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) != 0
+    assert err.strip().splitlines() == [
+        "ipymirror: error: cannot write to standard output: Broken pipe"
+    ], err
+
+
+def test_watch_piped_blocks_instead_of_dropping(kernel, peer):
+    """20 MB through a pipe nobody reads for a while: all of it arrives, none dropped."""
+    proc = subprocess.Popen(
+        ipymirror_argv("watch", "--existing", kernel.connection_file),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+    )
+    try:
+        bob = peer(kernel, "bob")
+        data = b""
+        deadline = time.monotonic() + 30
+        while b"warm" not in data:
+            assert time.monotonic() < deadline, data
+            bob.run("print('warm')")
+            data += _read_available(proc)
+        # 200,000 lines of 100 bytes while the pipe is not read: more than the
+        # writer's 16 MB bound, which on a terminal would drop the oldest lines.
+        bob.run(
+            "import sys\nfor i in range(2000):\n"
+            "    sys.stdout.write(''.join(f'{i * 100 + j:>98}\\n' for j in range(100)))\n"
+            "    sys.stdout.flush()\n"
+            "print('flood' + ' done', flush=True)",
+            timeout=120,
+        )
+        deadline = time.monotonic() + 120
+        while "│ flood done\n".encode() not in data:
+            assert proc.poll() is None and time.monotonic() < deadline
+            data += _read_available(proc, wait=1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    text = data.decode()
+    assert "could not keep up" not in text and "not shown" not in text
+    numbers = [int(n) for n in re.findall(r"^│ +(\d+)$", text, re.M)]
+    assert numbers == list(range(200_000))
