@@ -66,6 +66,11 @@ class Mirror:
     def flush(self) -> None:
         self.show(self.pipeline.update())
 
+    def close(self) -> None:
+        """Stop drawing images (pending ones are dropped): exit is not held up by them."""
+        if self.writer.painter is not None:
+            self.writer.painter.close()
+
     async def run(self, batches: AsyncIterable[list[Message]]) -> None:
         async for batch in batches:
             self.feed(batch, time.monotonic())  # arrival time: who is active
