@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 HEARTBEAT_PERIOD = 1.0  # seconds between heartbeat checks (liveness, not messages)
-DEAD_AFTER = 3  # missed checks in a row: the kernel is gone (a quick restart is not a death)
+DEAD_AFTER = 4  # missed checks in a row: the kernel is gone (a quick restart is not a death)
 GONE_FOR_GOOD = 10.0  # seconds of silence after which it will not come back (restarts take ~2)
 PROBE_TIMEOUT = 2.0  # seconds to wait for the kernel_info that tells which kernel answers
 
