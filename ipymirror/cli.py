@@ -121,6 +121,8 @@ _FROM_SETTINGS: dict[str, tuple[str, str]] = {
     "simple_prompt": ("console", "simple_prompt"),
     "banner": ("console", "banner"),
     "pager": ("console", "pager"),
+    "auto_suggest": ("console", "auto_suggest"),
+    "highlight_matching_brackets": ("console", "highlight_matching_brackets"),
 }
 
 #: Defaults of the options that have no setting behind them.

@@ -113,8 +113,7 @@ class Console:
         self.exit_request: AskExit | None = None  # exit/quit typed
         self.face = PromptFace(mirror, me, lambda: self.session.app)
         self.reader = tp.LineReader() if simple else None
-        python = link.language.lower().startswith(("python", "ipython"))
-        self._python = python
+        self._python = link.language.lower().startswith(("python", "ipython"))
         self.session: PromptSession[str] = PromptSession(
             message=self.face.message,
             bottom_toolbar=None if simple else self.face.toolbar,
@@ -125,7 +124,9 @@ class Console:
             enable_history_search=True,
             auto_suggest=tp.auto_suggest(_opt(self.options, "auto_suggest", True)),
             history=tp.history_for(history),
-            input_processors=tp.input_processors(),
+            input_processors=tp.input_processors(
+                _opt(self.options, "highlight_matching_brackets", True)
+            ),
             editing_mode=tp.editing_mode(_opt(self.options, "editing_mode", "emacs")),
             prompt_continuation=self.face.continuation,
             style=tp.prompt_style(STYLE, light=True),
