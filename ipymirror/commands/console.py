@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 from argparse import Namespace
 from typing import Any
@@ -344,7 +345,13 @@ class Console:
     async def run(self) -> AskExit | None:
         """Prompt and run cells until you leave; what ``exit`` asked, if it was that."""
         self.session.app.min_redraw_interval = 0.01
-        asyncio.get_running_loop().call_later(0.05, self._warm_up)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, self._warm_up)
+        if self.simple:  # no prompt_toolkit to read Ctrl-C: it interrupts the kernel
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(
+                    signal.SIGINT, lambda: self._background(self.link.interrupt())
+                )
         while True:
             try:
                 code = await self.read()
