@@ -19,7 +19,7 @@ from prompt_toolkit.output import DummyOutput
 
 from ipymirror.commands.console import Console
 from ipymirror.commands.leaving import leave
-from ipymirror.core.events import Peer, Status
+from ipymirror.core.events import ExecuteInput, Peer, Status
 from ipymirror.core.render import Renderer
 from ipymirror.core.replies import AskExit
 from ipymirror.terminal.mirror import Mirror
@@ -349,8 +349,8 @@ class Asker:
         out = io.StringIO()
         self.out = out
         self.mirror = Mirror(Renderer(color=False), TerminalWriter(out), me=ME.session)
-        for p in others:
-            self.mirror.presence.peers[p.session] = p
+        for p in others:  # a person present: they ran something
+            self.mirror.presence.feed(ExecuteInput(p, "cell-1", "x = 1", 1))
 
     async def ask(self, prompt: str, *, password: bool = False) -> str:
         self.questions.append(prompt)
