@@ -302,18 +302,16 @@ class Console:
 
     # -- the main loop ----------------------------------------------------------
     def _warm_up(self) -> None:
-        """Compile the highlighter after start-up (pygments needs ~60 ms for Python),
-        and let the kernel load its completer before your first Tab needs it."""
+        """Compile the highlighter after start-up: pygments needs ~60 ms for Python.
+
+        (No completion is asked ahead of your first Tab: on a shared kernel that is
+        load for everyone, and the Tab itself waits as long as the kernel needs.)
+        """
         # Set on the session itself: its own DynamicLexer then sees a new lexer and
         # re-lexes what was typed before (one nested DynamicLexer would hide it).
         self.session.lexer = tp.prompt_lexer(self.link.language)
         self.mirror.renderer.code("x = 1")
         self.session.app.invalidate()
-        self._background(self._quiet_complete())
-
-    async def _quiet_complete(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await self._complete("len", 3)
 
     def _replay_typeahead(self) -> None:
         """Feed keys typed during your last cell to the new prompt, as IPython would."""

@@ -499,6 +499,11 @@ _HARMLESS = (
     "Kernel is running over TCP without encryption",  # ipykernel 7, on every start
     "To connect another client to this kernel",
     "NOTE: When using the `ipython kernel` entry point",
+    # ...and the rest of that note, which an independent kernel (see start()) prints
+    "To exit, you will have to explicitly quit this process",
+    '"quit" from a client, or using Ctrl-\\ in UNIX-like environments',
+    "To read more about this, see https://github.com/ipython/ipython/issues/2049",
+    "    --existing kernel-",
 )
 
 
