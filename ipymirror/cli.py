@@ -95,8 +95,9 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         nargs="?",
         const="",
         default=keep,
-        metavar="FILE",
-        help="join a running kernel by connection file (default: the most recent one)",
+        metavar="FILE|URL",
+        help="join a running kernel: a connection file (default: the most recent one), or "
+        "a Jupyter Server URL (a notebook's page, .../api/kernels/ID, or the server root)",
     )
     parser.add_argument(
         "-f", dest="existing", default=keep, metavar="FILE", help="same as --existing FILE"
@@ -116,6 +117,24 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         "--sshkey", default=argparse.SUPPRESS, metavar="FILE", help="private key for --ssh"
     )
     parser.add_argument(
+        "--token",
+        default=keep,
+        help="Jupyter Server token (else ?token= in the URL, $JUPYTER_TOKEN, "
+        "$JUPYTERHUB_API_TOKEN, or a local server's runtime file)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=argparse.SUPPRESS if sub else False,
+        help="https: do not check the server's certificate",
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        default=argparse.SUPPRESS if sub else False,
+        help="list a Jupyter Server's kernels, then exit",
+    )
+    parser.add_argument(
         "--ip",
         default=argparse.SUPPRESS,
         metavar="ADDR",
@@ -133,6 +152,19 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
 
 def _display(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     keep = argparse.SUPPRESS if sub else None
+    parser.add_argument(
+        "--images",
+        choices=("auto", "kitty", "iterm", "sixel", "blocks", "off"),
+        default=argparse.SUPPRESS if sub else "auto",
+        help="draw peers' images with this terminal protocol (default: auto-detect)",
+    )
+    parser.add_argument(
+        "--image-rows",
+        type=count(1),
+        default=argparse.SUPPRESS if sub else 20,
+        metavar="N",
+        help="an image takes at most N rows (default: 20)",
+    )
     parser.add_argument(
         "--colors",
         type=str.lower,
@@ -171,6 +203,9 @@ def _console_options(parser: argparse.ArgumentParser) -> None:
         help="kernelspec to start when not joining (default: python3)",
     )
     parser.add_argument("--record", metavar="FILE", help="also record the session to FILE")
+    parser.add_argument(
+        "--server", metavar="URL", help="start the kernel on this Jupyter Server instead"
+    )
     parser.add_argument(
         "--confirm-exit",
         action=argparse.BooleanOptionalAction,
@@ -292,6 +327,18 @@ def _share_command(sub: Any) -> None:
         default=20,
         metavar="N",
         help="cells late joiners see first (default: 20)",
+    )
+    share.add_argument(  # share --web (issue 14)
+        "--web",
+        metavar="HOST:PORT",
+        help="also serve a read-only page for browsers on HOST:PORT (e.g. 127.0.0.1:8765)",
+    )
+    share.add_argument(
+        "--web-queue",
+        type=positive,
+        default=4.0,
+        metavar="MB",
+        help="MB queued for one browser before one that does not keep up is cut off (default: 4)",
     )
     share.add_argument(
         "--viewer-queue",
@@ -415,6 +462,10 @@ async def _dispatch(args: argparse.Namespace) -> ExitStatus:
     from ipymirror.commands.console import run_console
     from ipymirror.commands.watch import run_watch
 
+    if getattr(args, "list", False):
+        from ipymirror.commands.server import run_list
+
+        return await run_list(args)
     if args.command == "watch":
         return await run_watch(args)
     if args.command == "share":

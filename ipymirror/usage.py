@@ -34,6 +34,8 @@ labelled, above your own prompt.
 
   ipymirror                      start a kernel and open the console; prints how peers join
   ipymirror --existing [FILE]    join a running kernel (no FILE: the most recent one)
+  ipymirror --existing URL       join a kernel behind a Jupyter Server / JupyterLab / JupyterHub
+  ipymirror --server URL         start a kernel on a Jupyter Server; prints how peers join
   ipymirror watch [--existing F] read-only view of the same stream: no prompt, never executes
   ipymirror record OUT           append every broadcast of a kernel to a recording (never executes)
   ipymirror replay IN            play a recording back with its timing (--into-existing: re-run it)
@@ -45,7 +47,8 @@ labelled, above your own prompt.
 EXIT_STATUS = """\
 Exit status: 0 ok, 1 other failure (e.g. an output file that cannot be written),
 2 usage, 3 connection file, 4 kernel unreachable, 5 kernelspec, 6 recording,
-7 address, 130 interrupted."""
+7 address, 8 server unreachable, 9 not a Jupyter server, 10 token refused,
+11 forbidden, 12 not found on the server, 130 interrupted."""
 
 EPILOG = f"""\
 examples:

@@ -411,9 +411,10 @@ async def _console(link: KernelTransport, args: Namespace, recorder: Recorder | 
         mirror.notice(f"recording to {args.record}")
     mirror.writer.push(banner_lines(link, mirror.renderer, whole=bool(getattr(args, "banner", 0))))
     if link.manager is not None:
+        also = "" if "://" in link.where else "  (jupyter console --existing works too)"
         mirror.notice(
             f"started a {link.description}; peers join with: "
-            f"ipymirror --existing {link.where}  (jupyter console --existing works too)"
+            f"ipymirror --existing {link.where}{also}"
         )
     else:
         mirror.notice(f"joined the {link.description} of {link.where} as {me.label}")
@@ -428,5 +429,8 @@ async def _console(link: KernelTransport, args: Namespace, recorder: Recorder | 
             link.keep_running()  # others use it: close() leaves it running
     if link.bad_signatures:
         mirror.notice(f"{link.bad_signatures} messages failed the signature check in all")
-    mirror.writer.flush_now()
+    try:
+        mirror.writer.flush_now()
+    finally:
+        mirror.close()
     return ExitStatus.OK

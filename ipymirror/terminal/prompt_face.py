@@ -53,6 +53,7 @@ class PromptFace:
             app.is_done,
             below,
             waiting,
+            painter.version if (painter := self.mirror.writer.painter) else 0,  # live plots
         )
         if key != self._message_key:  # redrawn every frame of a flood: parse ANSI only on change
             if app.is_done:

@@ -349,8 +349,8 @@ class Asker:
         out = io.StringIO()
         self.out = out
         self.mirror = Mirror(Renderer(color=False), TerminalWriter(out), me=ME.session)
-        for p in others:  # a person present: they ran something
-            self.mirror.presence.feed(ExecuteInput(p, "cell-1", "x = 1", 1))
+        for p in others:  # present: each ran a cell, as the kernel would broadcast it
+            self.mirror.presence.feed(ExecuteInput(p, f"cell-{p.session}", "1", 1))
 
     async def ask(self, prompt: str, *, password: bool = False) -> str:
         self.questions.append(prompt)
