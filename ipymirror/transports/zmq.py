@@ -493,6 +493,7 @@ _HARMLESS = (
     "To connect another client to this kernel",
     # IPython's banner when the kernel is started as `ipython kernel`:
     "NOTE: When using the `ipython kernel` entry point",
+    # ...and the rest of that note, which an independent kernel (see start()) prints
     "To exit, you will have to explicitly quit this process",
     '"quit" from a client, or using Ctrl-\\ in UNIX-like environments',
     "To read more about this, see https://github.com/ipython/ipython/issues/2049",
