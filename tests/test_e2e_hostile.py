@@ -230,3 +230,117 @@ def test_watch_piped_blocks_instead_of_dropping(kernel, peer):
     assert "could not keep up" not in text and "not shown" not in text
     numbers = [int(n) for n in re.findall(r"^│ +(\d+)$", text, re.M)]
     assert numbers == list(range(200_000))
+
+
+# ------------------------------------------------------------ the prompt never freezes
+
+
+class _RawPty:
+    """A program on a pty whose output is only collected (no emulator: megabytes
+    must not be slowed down by the reader), for timing what it echoes."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        import threading
+
+        import ptyprocess
+
+        self.proc = ptyprocess.PtyProcess.spawn(argv, dimensions=(30, 100), env=env)
+        self.raw = bytearray()
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        import os
+
+        while True:
+            try:
+                data = os.read(self.proc.fd, 1 << 16)
+            except OSError:
+                data = b""
+            with self.cond:
+                if not data:
+                    self.raw += b"\0EOF"
+                    self.cond.notify_all()
+                    return
+                self.raw += data
+                self.cond.notify_all()
+
+    def wait_for(self, needle: bytes, start: int = 0, timeout: float = 60) -> float:
+        """Wait until ``needle`` is in the output after offset ``start``; when it came."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.raw.find(needle, start) < 0:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0 and not self.raw.endswith(b"\0EOF"), bytes(self.raw[-500:])
+                self.cond.wait(remaining)
+        return time.monotonic()
+
+    def close(self) -> None:
+        if self.proc.isalive():
+            self.proc.terminate(force=True)
+        self.thread.join(timeout=10)
+
+
+def test_key_echo_stays_fast_while_a_peer_shows_2_5_mb_of_markdown(kernel, peer):
+    """13 Markdown outputs of 190 kB (2.5 MB): each was laid out by rich, 3-5 s apiece."""
+    from test_e2e_console import env_for
+
+    term = _RawPty(
+        ipymirror_argv("--existing", kernel.connection_file, "--name", "me"), env_for(cpr=False)
+    )
+    try:
+        term.wait_for(b"In [")
+        bob = peer(kernel, "bob")
+        unit = (
+            "# Heading {i}\n\nSome **bold** and `code` text, *emphasis* too.\n\n"
+            "| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+        )
+        bob.execute_nowait(
+            "from IPython.display import Markdown, display  # outputs-follow\n"
+            f"unit = {unit!r}\n"
+            "for n in range(13):\n"
+            "    display(Markdown(''.join(unit.format(i=i) for i in range(2200))[:190_000]))\n"
+            "print('markdown' + ' done')"
+        )
+        term.wait_for(b"outputs-follow")  # the peer's cell is shown: its outputs come next
+        echoes: list[float] = []
+        during = 0  # keys typed before the last output was drawn
+        for key in "αβγδεζηθικλμνξοπρστυφχψω":
+            with term.cond:
+                start = len(term.raw)
+                during += b"markdown done" not in term.raw
+            sent = time.monotonic()
+            term.proc.write(key.encode())
+            echoes.append(term.wait_for(key.encode(), start) - sent)
+        term.wait_for(b"markdown done", timeout=120)
+    finally:
+        term.close()
+    print("key echo (s):", [round(e, 3) for e in echoes], "typed during the outputs:", during)
+    assert during >= 3
+    echoes.sort()
+    assert echoes[len(echoes) // 2] < 0.1, echoes  # the median key echo, under load too
+    assert echoes[-2] < 0.25, echoes
+
+
+# ------------------------------------------------------------ no silent loss
+
+
+def test_every_iopub_subscriber_is_lossless(kernel):
+    """console and watch too, not only record and share: ZMQ's default high-water
+    mark (1,000 messages) would drop silently whatever a slow moment left unread."""
+    import asyncio
+
+    import zmq
+
+    from ipymirror.transports.zmq import KernelLink
+
+    async def main() -> int:
+        link = KernelLink.join(kernel.connection_file, "watcher")
+        try:
+            await link.connect(30, stdin=False, control=False)  # as watch does
+            return link.client.iopub_channel.socket.getsockopt(zmq.RCVHWM)
+        finally:
+            await link.close(shutdown=False)
+
+    assert asyncio.run(main()) == 0

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+import asyncio
+import time
+from collections.abc import AsyncIterable, Iterable, Iterator
 
 from ipymirror.core.pipeline import Message, Pipeline, Update
 from ipymirror.core.presence import Presence
@@ -16,6 +18,8 @@ from ipymirror.core.transcript import Transcript
 from ipymirror.terminal.writer import TerminalWriter
 
 __all__ = ["Mirror"]
+
+SLICE = 0.02  # seconds of message handling between two turns of the event loop
 
 
 class Mirror:
@@ -57,5 +61,22 @@ class Mirror:
         self.show(self.pipeline.update())
 
     async def run(self, batches: AsyncIterable[list[Message]]) -> None:
+        """Feed every batch; a batch that takes long is fed in slices of ~``SLICE``
+        seconds, with a turn of the event loop between them (keys are echoed)."""
         async for batch in batches:
-            self.feed(batch)
+            msgs = iter(batch)
+            more = [True]
+            while more[0]:
+                self.feed(_slice(msgs, more))
+                if more[0]:
+                    await asyncio.sleep(0)
+
+
+def _slice(msgs: Iterator[Message], more: list[bool]) -> Iterator[Message]:
+    """Messages from ``msgs`` for about SLICE seconds; ``more[0]`` says if any are left."""
+    end = time.monotonic() + SLICE
+    for msg in msgs:
+        yield msg
+        if time.monotonic() > end:
+            return
+    more[0] = False
