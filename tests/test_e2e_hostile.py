@@ -344,3 +344,64 @@ def test_every_iopub_subscriber_is_lossless(kernel):
             await link.close(shutdown=False)
 
     assert asyncio.run(main()) == 0
+
+
+# ------------------------------------------------------------ export keeps going
+
+
+def _odd_recording(path):
+    """Good cells around odd ones: a lone surrogate, counts of -1 and null, a corrupt
+    line, a message recorded raw, an error with fields missing, bidi in code."""
+    n = [0]
+    cells = [
+        cell_messages("print('first')", [stdout("first ok\n")], 1, n=n),
+        cell_messages("print('odd')", [stdout("half \ud800 a surrogate\n")], 2, n=n),
+        cell_messages(
+            "x",
+            [("execute_result", {"data": {"text/plain": "1"}, "execution_count": None})],
+            -1,
+            n=n,
+        ),
+        cell_messages("1/0", [("error", {"ename": "ZeroDivisionError"})], 4, n=n),
+        cell_messages("s = 'a\u202eb'", [stdout("bidi \u202e\x1b]0;title\x07 out\n")], 5, n=n),
+        cell_messages("print('last')", [stdout("last ok\n")], 6, n=n),
+    ]
+    timed = [(0.01 * i, m) for i, m in enumerate(m for cell in cells for m in cell)]
+    write_recording(path, timed)
+    lines = path.read_bytes().split(b"\n")
+    # a corrupt record in the middle, and one recorded raw (as record does)
+    lines.insert(8, b'{"t": 0.05, "channel": "iopub"}')
+    lines.insert(
+        9,
+        b'{"t": 0.05, "channel": "iopub", "msg_type": "display_data", "header": {}, '
+        b'"parent_header": {}, "content": {}, "raw": {"content": "[[[[ deep"}}',
+    )
+    path.write_bytes(b"\n".join(lines))
+    return path
+
+
+def test_export_leaves_out_odd_messages_and_warns_once(tmp_path):
+    import json
+
+    import nbformat
+    from test_recording_support import run_ipymirror
+
+    path = _odd_recording(tmp_path / "odd.ipym")
+    for fmt in ("ipynb", "markdown", "asciicast"):
+        proc = run_ipymirror("export", str(path), "--to", fmt, "-o", "-")
+        assert proc.returncode == 0, proc.stderr
+        warnings = proc.stderr.strip().splitlines()
+        assert len(warnings) == 1, warnings
+        assert re.match(r"ipymirror: warning: .*odd\.ipym: line \d+: .*left out", warnings[0])
+        out = proc.stdout
+        assert "first ok" in out and "last ok" in out, out
+        assert "\u202e" not in out and "\x1b]" not in out and "\ud800" not in out
+        if fmt == "ipynb":
+            nb = nbformat.reads(out, as_version=4)
+            nbformat.validate(nb)
+            texts = [o.get("text", "") for c in nb.cells for o in c.outputs]
+            assert "half \ud800 a surrogate\n" in texts  # escaped, read back unchanged
+            assert [c.execution_count for c in nb.cells] == [1, 2, None, 4, 5, 6]
+            assert "a\u202eb" in nb.cells[4].source
+        if fmt == "asciicast":
+            assert all(json.loads(line) for line in out.splitlines())
