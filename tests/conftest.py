@@ -25,6 +25,25 @@ from jupyter_client.session import new_id
 from terminal import REPO_ROOT, Terminal, default_env
 from terminal import ipymirror_argv as _ipymirror_argv
 
+# ------------------------------------------------------------------ layers
+
+LAYERS = ("unit", "pairs", "kernel", "e2e")
+HEAVY = {"kernel", "make_kernel", "peer", "terminal", "ipymirror_argv"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its layer: its folder, except that a test in unit/
+    that uses a real kernel or a terminal (or says so) is marked by what it uses."""
+    for item in items:
+        if any(item.get_closest_marker(layer) for layer in LAYERS):
+            continue
+        folder = Path(str(item.fspath)).parent.name
+        layer = folder if folder in LAYERS else "e2e"
+        if layer == "unit" and HEAVY & set(getattr(item, "fixturenames", ())):
+            layer = "e2e" if {"terminal", "ipymirror_argv"} & set(item.fixturenames) else "kernel"
+        item.add_marker(getattr(pytest.mark, layer))
+
+
 # ------------------------------------------------------------------ isolation
 
 
@@ -43,6 +62,9 @@ def jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, P
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(dirs["data"]))
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(dirs["config"]))
     monkeypatch.setenv("IPYTHONDIR", str(dirs["ipython"]))
+    # debugpy's "frozen modules" warning goes to a (re)starting kernel's stderr,
+    # which ipykernel broadcasts as stream output nobody asked for.
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # Extra search paths from the outside could bring in foreign kernelspecs.
     monkeypatch.delenv("JUPYTER_PATH", raising=False)
     monkeypatch.delenv("JUPYTER_CONFIG_PATH", raising=False)

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from argparse import Namespace
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from typing import Any, Protocol
 
 from ipymirror.core.presence import Presence
@@ -19,7 +19,17 @@ from ipymirror.terminal.writer import TerminalWriter
 from ipymirror.transports.base import KernelTransport
 from ipymirror.transports.zmq import KernelLink, default_username, resolve_connection_file
 
-__all__ = ["heartbeat", "make_mirror", "mirror_for_link", "on_signals", "open_link", "watch_stream"]
+__all__ = [
+    "background",
+    "connected",
+    "heartbeat",
+    "make_mirror",
+    "mirror_for_link",
+    "on_signals",
+    "open_link",
+    "until_stopped",
+    "watch_stream",
+]
 
 HEARTBEAT_PERIOD = 2.0  # seconds between heartbeat checks (liveness, not messages)
 
@@ -37,13 +47,64 @@ def terminal_width(stream: Any) -> int:
         return 80
 
 
-async def open_link(args: Namespace) -> KernelTransport:
-    """Join ``--existing`` (or start a kernel) and set up the client identity."""
-    username = args.name or default_username()
-    if args.existing is not None or getattr(args, "join_only", False):
+async def open_link(args: Namespace, *, join_only: bool = False, name: str = "") -> KernelTransport:
+    """Join ``--existing`` (or, unless ``join_only``, start a kernel) as ``--name``
+    (else ``name``, else the login name)."""
+    username = args.name or name or default_username()
+    if args.existing is not None or join_only:
         path = resolve_connection_file(args.existing or None)
         return KernelLink.join(path, username, ssh=args.ssh)
     return await KernelLink.start(args.kernel, username)
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    args: Namespace,
+    *,
+    passive: bool = False,
+    name: str = "",
+) -> AsyncIterator[KernelTransport]:
+    """The one lifecycle: open the transport, connect, hand it over, always close.
+
+    ``passive`` (watch, record, share): join only, no stdin or control channel,
+    never shut the kernel down.  A kernel this process started is shut down on
+    close.  Every transport is lossless: a broadcast is never dropped on our side.
+    """
+    link = await open_link(args, join_only=passive, name=name)
+    try:
+        await link.connect(args.timeout, stdin=not passive, control=not passive)
+        yield link
+    finally:
+        await link.close(shutdown=False if passive else None)
+
+
+@contextlib.asynccontextmanager
+async def background(*coros: Awaitable[Any]) -> AsyncIterator[list[asyncio.Task[Any]]]:
+    """Run ``coros`` as tasks for the duration of the block; cancel and reap them after."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def until_stopped(
+    work: asyncio.Future[Any], *, sigint: bool = True, ended: asyncio.Future[Any] | None = None
+) -> asyncio.Future[Any]:
+    """Wait for ``work`` or a stop (SIGTERM/SIGHUP, SIGINT when ``sigint``, or ``ended``);
+    re-raise what ``work`` failed with; cancel it otherwise.  Returns ``ended``."""
+    loop = asyncio.get_running_loop()
+    if ended is None:
+        ended = loop.create_future()
+    on_signals(loop, ended, sigint=sigint)
+    await asyncio.wait([work, ended], return_when=asyncio.FIRST_COMPLETED)
+    if work.done() and not work.cancelled():
+        work.result()  # an error in the work is raised here
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)
+    return ended
 
 
 def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") -> Mirror:

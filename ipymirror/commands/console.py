@@ -27,7 +27,13 @@ from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import DynamicLexer
 
-from ipymirror.commands._lifecycle import heartbeat, mirror_for_link, on_signals, open_link
+from ipymirror.commands._lifecycle import (
+    background,
+    connected,
+    heartbeat,
+    mirror_for_link,
+    until_stopped,
+)
 from ipymirror.commands.record import Recorder, check_target
 from ipymirror.core.events import Event, Peer, Status
 from ipymirror.core.presence import Running
@@ -331,51 +337,42 @@ def _lexer(language: str) -> Any:
 
 
 async def run_console(args: Namespace) -> ExitStatus:
+    """The console: your prompt on the kernel, everyone's cells above it."""
+    recording = getattr(args, "record", None)
+    if recording:
+        check_target(recording)  # refused before connecting, not after
+    async with connected(args) as link:
+        recorder = Recorder.for_link(recording, link) if recording else None
+        try:
+            return await _console(link, args, recorder)
+        finally:
+            if recorder is not None:
+                recorder.close()
+
+
+async def _console(link: KernelTransport, args: Namespace, recorder: Recorder | None) -> ExitStatus:
     from jupyter_core.paths import jupyter_data_dir
 
-    if getattr(args, "record", None):
-        check_target(args.record)  # refused before connecting, not after
-    link = await open_link(args)
-    tasks: list[asyncio.Task[Any]] = []
-    recorder = None
-    if getattr(args, "record", None):
-        link.lossless()  # a recording must not lose what a slow moment would drop
-    try:
-        await link.connect(args.timeout)
-        stream = sys.stdout
-        mirror = mirror_for_link(link, args, stream)
-        me = Peer(link.session_id, link.username)
-        history = os.path.join(jupyter_data_dir(), "ipymirror", "history")
-        console = Console(link, mirror, me, history)
-        mirror.pipeline.listeners.append(console.on_event)
-        if getattr(args, "record", None):
-            recorder = Recorder.for_link(
-                args.record, link, on_error=mirror.notice, on_warning=mirror.notice
-            )
-            mirror.pipeline.sinks.append(recorder.write)
-            mirror.notice(f"recording to {args.record}")
-        if link.manager is not None:
-            mirror.notice(
-                f"started a {link.description}; peers join with: "
-                f"ipymirror --existing {link.where}  (jupyter console --existing works too)"
-            )
-        else:
-            mirror.notice(f"joined the {link.description} of {link.where} as {me.label}")
-        tasks.append(asyncio.ensure_future(mirror.run(link.iopub_batches())))
-        tasks.append(asyncio.ensure_future(heartbeat(link, mirror, console.dead)))
-        ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        on_signals(asyncio.get_running_loop(), ended)
-        run = asyncio.ensure_future(console.run())
-        await asyncio.wait([run, ended], return_when=asyncio.FIRST_COMPLETED)
-        if not run.done():
-            run.cancel()
-        if link.bad_signatures:
-            mirror.notice(f"{link.bad_signatures} messages failed the signature check in all")
-        mirror.writer.flush_now()
-        return ExitStatus.OK
-    finally:
-        for task in tasks:
-            task.cancel()
-        if recorder is not None:
-            recorder.close()
-        await link.close()
+    stream = sys.stdout
+    mirror = mirror_for_link(link, args, stream)
+    me = Peer(link.session_id, link.username)
+    history = os.path.join(jupyter_data_dir(), "ipymirror", "history")
+    console = Console(link, mirror, me, history)
+    mirror.pipeline.listeners.append(console.on_event)
+    if recorder is not None:
+        recorder.on_error = recorder.on_warning = mirror.notice
+        mirror.pipeline.sinks.append(recorder.write)
+        mirror.notice(f"recording to {args.record}")
+    if link.manager is not None:
+        mirror.notice(
+            f"started a {link.description}; peers join with: "
+            f"ipymirror --existing {link.where}  (jupyter console --existing works too)"
+        )
+    else:
+        mirror.notice(f"joined the {link.description} of {link.where} as {me.label}")
+    async with background(mirror.run(link.iopub_batches()), heartbeat(link, mirror, console.dead)):
+        await until_stopped(asyncio.ensure_future(console.run()), sigint=False)
+    if link.bad_signatures:
+        mirror.notice(f"{link.bad_signatures} messages failed the signature check in all")
+    mirror.writer.flush_now()
+    return ExitStatus.OK

@@ -28,8 +28,9 @@ import sys
 import time
 from argparse import Namespace
 from collections.abc import AsyncIterable, Callable
-from typing import Any
+from typing import Any, TextIO
 
+from ipymirror.commands._lifecycle import background, connected, heartbeat, until_stopped
 from ipymirror.core.events import Event, KernelRestart
 from ipymirror.core.pipeline import Pipeline
 from ipymirror.core.presence import Presence
@@ -187,72 +188,21 @@ async def feed_all(pipeline: Pipeline, batches: AsyncIterable[list[Message]]) ->
 
 
 async def run_record(args: Namespace) -> ExitStatus:
-    from ipymirror.commands._lifecycle import heartbeat, on_signals, open_link
-
     out: str = args.out
     check_target(out)
-    args.join_only = True
-    link = await open_link(args)
     stream = sys.stdout
-    tasks: list[asyncio.Task[Any]] = []
-    recorder: Recorder | None = None
-    status: LiveLine | None = None
-    loop = asyncio.get_running_loop()
-    ended: asyncio.Future[str] = loop.create_future()
+    ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def end(why: str) -> None:
         if not ended.done():
             ended.set_result(why)
 
-    def warn(text: str) -> None:
-        if status is not None:
-            status.clear()
-        print(f"ipymirror: warning: {text}", file=sys.stderr, flush=True)
-        if status is not None:
-            status.draw()
-
-    on_signals(loop, ended, sigint=True)
-    link.lossless()
-    try:
-        await link.connect(args.timeout, stdin=False, control=False)
-        recorder = Recorder.for_link(out, link, on_error=end, on_warning=warn)
-        renderer = Renderer(color=False)
-        mirror = Pipeline(renderer, link.session_id, NoTranscript(renderer))
-        mirror.sinks.append(recorder.write)  # connect() saw IOPub deliver: nothing is missed
-
-        def on_event(ev: Event) -> None:
-            if isinstance(ev, KernelRestart) and not ev.restart:
-                end("the kernel shut down")
-
-        mirror.listeners.append(on_event)
-        pump = asyncio.ensure_future(feed_all(mirror, link.iopub_batches()))
-        tasks += [pump, asyncio.ensure_future(heartbeat(link, mirror, asyncio.Event()))]
-        print(
-            f"recording the {link.description} of {link.where} to {out} (Ctrl-C stops)",
-            file=stream,
-            flush=True,
-        )
-        if stream.isatty():
-            status = LiveLine(stream, lambda: recorder.status(mirror.presence))
-            recorder.on_change = status.changed
-            status.draw()
-        await asyncio.wait([pump, ended], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
-        if pump.done():
-            pump.result()  # an error in the pipeline is raised here
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
-        mirror.feed(await link.pending_iopub())
-        if recorder.error is not None:
-            raise MirrorError(recorder.error, ExitStatus.RECORDING)
-    finally:
-        for task in tasks:
-            task.cancel()
-        if status is not None:
-            status.clear()
-        if recorder is not None:
+    async with connected(args, passive=True) as link:
+        recorder = Recorder.for_link(out, link, on_error=end)
+        try:
+            await _record(link, recorder, stream, out, end, ended)
+        finally:
             recorder.close()
-        await link.close(shutdown=False)
     why = ended.result() if ended.done() and ended.result() else "stopped"
     raw = f" ({recorder.raw:,} of them raw)" if recorder.raw else ""
     print(
@@ -262,3 +212,51 @@ async def run_record(args: Namespace) -> ExitStatus:
         flush=True,
     )
     return ExitStatus.OK
+
+
+async def _record(
+    link: KernelTransport,
+    recorder: Recorder,
+    stream: TextIO,
+    out: str,
+    end: Callable[[str], None],
+    ended: asyncio.Future[str],
+) -> None:
+    """Feed the recorder until a stop, the kernel's shutdown or a write error."""
+    renderer = Renderer(color=False)
+    mirror = Pipeline(renderer, link.session_id, NoTranscript(renderer))
+    mirror.sinks.append(recorder.write)  # connect() saw IOPub deliver: nothing is missed
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, KernelRestart) and not ev.restart:
+            end("the kernel shut down")
+
+    mirror.listeners.append(on_event)
+    pump = asyncio.ensure_future(feed_all(mirror, link.iopub_batches()))
+    print(
+        f"recording the {link.description} of {link.where} to {out} (Ctrl-C stops)",
+        file=stream,
+        flush=True,
+    )
+    status = LiveLine(stream, lambda: recorder.status(mirror.presence))
+
+    def warn(text: str) -> None:
+        if status.tty:
+            status.clear()
+        print(f"ipymirror: warning: {text}", file=sys.stderr, flush=True)
+        if status.tty:
+            status.draw()
+
+    recorder.on_warning = warn
+    if status.tty:
+        recorder.on_change = status.changed
+        status.draw()
+    try:
+        async with background(heartbeat(link, mirror, asyncio.Event())):
+            await until_stopped(pump, ended=ended)
+    finally:
+        if status.tty:
+            status.clear()
+    mirror.feed(await link.pending_iopub())
+    if recorder.error is not None:
+        raise MirrorError(recorder.error, ExitStatus.RECORDING)

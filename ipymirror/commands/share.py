@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import Any, TextIO
 
-from ipymirror.commands._lifecycle import on_signals, open_link
+from ipymirror.commands._lifecycle import connected, until_stopped
 from ipymirror.errors import ExitStatus
 from ipymirror.terminal.liveline import LiveLine
+from ipymirror.transports.base import KernelTransport
 from ipymirror.transports.share.relay import Relay
 from ipymirror.transports.share.ticket import (
     DEFAULT_BIND,
@@ -42,14 +43,9 @@ async def run_share(args: Any) -> ExitStatus:
         binds = keys.binds  # a restart with the same ticket file: the same ports
     else:
         binds = bind_pair(args.bind or DEFAULT_BIND)
-    args.join_only = True
-    args.name = args.name or "ipymirror-share"
-    link = await open_link(args)
-    relay: Relay | None = None
     out = sys.stdout
-    try:
-        link.lossless()  # the relay itself never loses a kernel message; a slow viewer may
-        await link.connect(args.timeout, stdin=False, control=False)
+    # The relay itself never loses a kernel message; a slow viewer may.
+    async with connected(args, passive=True, name="ipymirror-share") as link:
         relay = Relay(
             keys,
             link.kernel_info,
@@ -58,39 +54,41 @@ async def run_share(args: Any) -> ExitStatus:
             own_session=link.session_id,
             kernel_name=link.kernel_name,
         )
-        pub, router = relay.bind(*binds)
-        old = keys.ticket
-        ticket = old.with_addresses(
-            advertised(pub, args.advertise), advertised(router, args.advertise)
-        )
-        keys = HostKeys(ticket, keys.server_secret, (pub, router))
-        print(f"» sharing the {link.description} of {link.where}, read-only", file=out)
-        print(f"» viewers run:  ipymirror watch {ticket.encode()}", file=out)
-        if args.ticket_file:
-            write_host_file(args.ticket_file, keys)
-            if old.pub and (old.pub, old.router) != (ticket.pub, ticket.router):
-                print("» the address changed: viewers need the new ticket", file=out)
-            print(
-                f"» ticket file: {args.ticket_file} (mode 0600; to revoke: stop, delete it, "
-                "start again)",
-                file=out,
-            )
-        print(f"» listening on {pub} and {router}; Ctrl-C stops", file=out, flush=True)
-        status = LiveLine(out, lambda: _host_status(relay))  # refused clients retry 10x a second
-        relay.on_change = status.changed
-        status.draw()
-        ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        on_signals(asyncio.get_running_loop(), ended, sigint=True)
-        running = asyncio.ensure_future(relay.run(link.iopub_batches(), link.is_beating))
-        await asyncio.wait([running, ended], return_when=asyncio.FIRST_COMPLETED)
-        if running.done():
-            running.result()  # the relay failed: say why
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        if status.tty:
-            out.write("\n")
-        return ExitStatus.OK
-    finally:
-        if relay is not None:
+        try:
+            return await _serve(args, link, relay, keys, binds, out)
+        finally:
             await relay.close()
-        await link.close(shutdown=False)
+
+
+async def _serve(
+    args: Any,
+    link: KernelTransport,
+    relay: Relay,
+    keys: HostKeys,
+    binds: tuple[str, str],
+    out: TextIO,
+) -> ExitStatus:
+    """Bind, print the ticket, and relay until stopped."""
+    pub, router = relay.bind(*binds)
+    old = keys.ticket
+    ticket = old.with_addresses(advertised(pub, args.advertise), advertised(router, args.advertise))
+    keys = HostKeys(ticket, keys.server_secret, (pub, router))
+    print(f"» sharing the {link.description} of {link.where}, read-only", file=out)
+    print(f"» viewers run:  ipymirror watch {ticket.encode()}", file=out)
+    if args.ticket_file:
+        write_host_file(args.ticket_file, keys)
+        if old.pub and (old.pub, old.router) != (ticket.pub, ticket.router):
+            print("» the address changed: viewers need the new ticket", file=out)
+        print(
+            f"» ticket file: {args.ticket_file} (mode 0600; to revoke: stop, delete it, "
+            "start again)",
+            file=out,
+        )
+    print(f"» listening on {pub} and {router}; Ctrl-C stops", file=out, flush=True)
+    status = LiveLine(out, lambda: _host_status(relay))  # refused clients retry 10x a second
+    relay.on_change = status.changed
+    status.draw()
+    await until_stopped(asyncio.ensure_future(relay.run(link.iopub_batches(), link.is_beating)))
+    if status.tty:
+        out.write("\n")
+    return ExitStatus.OK

@@ -12,10 +12,11 @@ from argparse import Namespace
 from typing import Any
 
 from ipymirror.commands._lifecycle import (
+    background,
+    connected,
     heartbeat,
     make_mirror,
     mirror_for_link,
-    open_link,
     watch_stream,
 )
 from ipymirror.errors import ExitStatus, MirrorError
@@ -29,20 +30,12 @@ async def run_watch(args: Namespace) -> ExitStatus:
     """``ipymirror watch``: a kernel read-only, or a relay's stream (``watch TICKET``)."""
     if getattr(args, "ticket", None) or getattr(args, "ticket_file", None):
         return await run_watch_relay(args)  # a relay's viewer: no kernel, no key
-    args.join_only = True
-    link = await open_link(args)
-    tasks: list[asyncio.Task[Any]] = []
-    try:
-        await link.connect(args.timeout, stdin=False, control=False)
+    async with connected(args, passive=True) as link:
         mirror = mirror_for_link(link, args, sys.stdout)
-        tasks.append(asyncio.ensure_future(heartbeat(link, mirror, asyncio.Event())))
-        what = f"the {link.description} of {link.where}"
-        await watch_stream(mirror, link.iopub_batches(), what)
-        return ExitStatus.OK
-    finally:
-        for task in tasks:
-            task.cancel()
-        await link.close(shutdown=False)
+        async with background(heartbeat(link, mirror, asyncio.Event())):
+            what = f"the {link.description} of {link.where}"
+            await watch_stream(mirror, link.iopub_batches(), what)
+    return ExitStatus.OK
 
 
 async def run_watch_relay(args: Any) -> ExitStatus:

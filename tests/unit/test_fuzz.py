@@ -3,7 +3,7 @@
 Whatever a kernel or a hostile peer sends, nothing may raise and the output
 stays bounded and free of terminal control.  The CI profile feeds well over
 10,000 generated messages (examples x messages per example); set
-``IPYMIRROR_FUZZ=full`` for a long run (``python -m pytest tests/test_fuzz.py``).
+``IPYMIRROR_FUZZ=full`` for a long run (``python -m pytest tests/unit/test_fuzz.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ settings.register_profile(
 )
 settings.load_profile("full" if os.environ.get("IPYMIRROR_FUZZ") == "full" else "ci")
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 MSG_TYPES = [
     "stream",
     "execute_input",

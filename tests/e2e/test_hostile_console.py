@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from terminal import ipymirror_argv
-from test_recording_support import (
+from recording_support import (
     RecorderProcess,
     cell_messages,
     env,

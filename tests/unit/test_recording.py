@@ -8,7 +8,7 @@ import zlib
 from datetime import UTC, datetime
 
 import pytest
-from test_recording_support import (
+from recording_support import (
     KERNEL_INFO,
     cell_messages,
     run_ipymirror,
@@ -308,6 +308,7 @@ def test_cli_says_one_line_and_exits_6(tmp_path, capsys, kind, command):
     assert not (tmp_path / f"{kind}.ipynb").exists()  # no half-written export
 
 
+@pytest.mark.e2e  # runs ipymirror as a process
 def test_cli_error_in_a_real_process_has_no_traceback(tmp_path):
     path = tmp_path / "foreign.ipym"
     path.write_text("just some text\n")

@@ -11,7 +11,7 @@ from ipymirror.core.protocol import to_event
 from ipymirror.core.render import Renderer
 from ipymirror.core.status import status_line
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 CELLS: dict[str, str] = json.loads((DATA / "ipykernel_cells.json").read_text())
 
 BOB = Peer("8ce7a1b2-0000-4000-8000-000000000001", "bob")

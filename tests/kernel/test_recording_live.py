@@ -6,11 +6,11 @@ import json
 import os
 import re
 import signal
+import time
 from pathlib import Path
 
 import pytest
-from terminal import ENTER, ipymirror_argv
-from test_recording_support import (
+from recording_support import (
     IOPubCounter,
     RecorderProcess,
     has_idle,
@@ -19,6 +19,7 @@ from test_recording_support import (
     run_ipymirror,
     wait_for_records,
 )
+from terminal import ENTER, ipymirror_argv
 
 from ipymirror.recording.files import read_recording
 
@@ -77,15 +78,28 @@ def test_kernel_restart_is_recorded_and_survived(kernel, peer, recorders, tmp_pa
     alice.client.wait_for_ready(timeout=60)
 
     def resubscribed(records: list) -> bool:
-        """The new kernel welcomed the recorder's reconnected subscription (XPUB)."""
+        """A broadcast of the new kernel (another kernel session) reached the recorder."""
         types = [r.msg_type for r in records]
         if "shutdown_reply" not in types:
             return False
-        return "iopub_welcome" in types[types.index("shutdown_reply") :]
+        end = types.index("shutdown_reply")
+        old = records[end].msg["header"]["session"]
+        return any(r.msg["header"]["session"] != old for r in records[end:])
 
-    # Until then the new kernel's broadcasts cannot reach the recorder (ZMQ's
-    # slow joiner): what it runs first would be missed by any subscriber.
-    wait_for_records(out, resubscribed)
+    # Until its SUB socket has reconnected, the new kernel's broadcasts cannot
+    # reach the recorder (ZMQ's slow joiner).  The kernel's iopub_welcome is no
+    # proof: XPUB reports a topic's first subscriber only, which may be alice.
+    # So alice probes with kernel_info (its busy/idle are broadcast) until one
+    # of those broadcasts is in the recording.
+    deadline = time.monotonic() + 60
+    while True:
+        alice.client.kernel_info()
+        try:
+            wait_for_records(out, resubscribed, timeout=1)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
     after = alice.run("print('after restart')")["reply"]["parent_header"]["msg_id"]
     records = wait_for_records(out, has_idle(after))
     assert rec.proc.poll() is None  # still recording
@@ -96,7 +110,11 @@ def test_kernel_restart_is_recorded_and_survived(kernel, peer, recorders, tmp_pa
     assert types.index("shutdown_reply") < max(
         i for i, r in enumerate(records) if r.msg_type == "execute_input"
     )
-    texts = [r.msg["content"]["text"] for r in records if r.msg_type == "stream"]
+    texts = [
+        r.msg["content"]["text"]
+        for r in records
+        if r.msg_type == "stream" and r.msg["content"]["name"] == "stdout"
+    ]
     assert texts == ["after restart\n"]
     codes = [r.msg["content"]["code"] for r in records if r.msg_type == "execute_input"]
     assert codes == ["x = 'before'", "print('after restart')"]

@@ -23,7 +23,7 @@ from ipymirror.core.events import (
 )
 from ipymirror.core.protocol import msg_type_of, peer_of, to_event
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def _load(name: str) -> list[dict[str, Any]]:

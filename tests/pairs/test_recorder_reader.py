@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from test_recording_support import KERNEL_INFO, cell_messages, run_ipymirror, stdout
+from recording_support import KERNEL_INFO, cell_messages, run_ipymirror, stdout
 
 from ipymirror.commands.record import NoTranscript, Recorder
 from ipymirror.core.pipeline import Pipeline

@@ -1,5 +1,5 @@
 """The sharing protocol's pure parts: hello validation, the backlog, the viewer's
-sequencer, bind addresses.  No sockets here; tests/test_share.py runs the real thing."""
+sequencer, bind addresses.  No sockets here; tests/kernel/test_share.py runs the real thing."""
 
 from __future__ import annotations
 

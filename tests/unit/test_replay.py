@@ -8,8 +8,7 @@ import re
 import time
 
 import pytest
-from terminal import ipymirror_argv
-from test_recording_support import (
+from recording_support import (
     IOPubCounter,
     cell_messages,
     run_ipymirror,
@@ -17,6 +16,7 @@ from test_recording_support import (
     stdout,
     write_recording,
 )
+from terminal import ipymirror_argv
 
 from ipymirror.commands.replay import Player, cell_pauses, recorded_cells
 from ipymirror.core.render import Renderer
@@ -181,6 +181,7 @@ EXPECTED = """\
 """
 
 
+@pytest.mark.e2e  # runs ipymirror as a process
 def test_no_wait_dumps_everything_as_plain_text(tmp_path):
     path = session_recording(tmp_path / "s.ipym", gap=30.0)
     start = time.monotonic()
@@ -191,6 +192,7 @@ def test_no_wait_dumps_everything_as_plain_text(tmp_path):
     assert proc.stderr == ""
 
 
+@pytest.mark.e2e  # runs ipymirror as a process
 def test_timed_replay_to_a_pipe_keeps_the_timing(tmp_path):
     path = session_recording(tmp_path / "s.ipym", gap=0.6)
     start = time.monotonic()
@@ -204,6 +206,7 @@ def test_timed_replay_to_a_pipe_keeps_the_timing(tmp_path):
     assert time.monotonic() - start < took
 
 
+@pytest.mark.e2e  # runs ipymirror as a process
 def test_from_cell(tmp_path):
     path = session_recording(tmp_path / "s.ipym")
     proc = run_ipymirror("replay", str(path), "--no-wait", "--from", "2")
@@ -213,6 +216,7 @@ def test_from_cell(tmp_path):
     assert proc.returncode == 2 and proc.stderr == f"ipymirror: error: no cell In [7] in {path}\n"
 
 
+@pytest.mark.e2e  # runs ipymirror as a process
 def test_large_no_wait_replay_loses_nothing(tmp_path):
     n = [0]
     msgs = cell_messages("flood()", [stdout(f"{i}\n") for i in range(30000)], 1, n=n)
@@ -319,8 +323,9 @@ def test_into_existing_with_a_name_and_from(kernel, peer, tmp_path):
     assert "NameError" in proc.stdout  # x was defined by cell 1, which was not replayed
 
 
+@pytest.mark.e2e  # runs ipymirror as a process
 def test_records_of_other_channels_are_skipped(tmp_path):
-    from test_recording_support import KERNEL_INFO
+    from recording_support import KERNEL_INFO
 
     from ipymirror.recording.files import RecordingWriter
     from ipymirror.recording.format import header_record

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from test_e2e_console import ENTER, OUT, at_prompt, open_console, type_and_run
+from test_console import ENTER, OUT, at_prompt, open_console, type_and_run
 from tmux_terminal import TmuxTerminal
 
 
@@ -28,7 +28,7 @@ def _rss_mb(pid: int, field: str = "VmRSS") -> float:
 @pytest.fixture
 def tmux_mirror(kernel, ipymirror_argv):
     """ipymirror --existing on ``kernel`` in tmux (native speed, for floods)."""
-    from test_e2e_console import env_for
+    from test_console import env_for
 
     term = TmuxTerminal(
         ipymirror_argv("--existing", kernel.connection_file, "--name", "me"), env=env_for()
@@ -105,7 +105,7 @@ def test_twenty_columns(kernel, peer, terminal, ipymirror_argv):
 
 
 def test_no_color_means_no_peer_colours(kernel, peer, terminal, ipymirror_argv):
-    from test_e2e_console import env_for
+    from test_console import env_for
 
     env = env_for()
     env["NO_COLOR"] = "1"

@@ -33,7 +33,7 @@ from pathlib import Path
 import ptyprocess
 import pyte
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 ENTER = "\r"  # what a terminal sends for the Enter/Return key (not "\n")
 

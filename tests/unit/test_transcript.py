@@ -452,7 +452,7 @@ def test_color_hostile_stream_is_sanitised():
 
 
 def _captured() -> list:
-    path = Path(__file__).parent / "data" / "ipykernel_iopub.jsonl"
+    path = Path(__file__).parent.parent / "data" / "ipykernel_iopub.jsonl"
     with open(path, encoding="utf-8") as f:
         events = [to_event(json.loads(line)) for line in f]
     return [ev for ev in events if ev is not None]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_recording_support import RecorderProcess, has_idle, run_ipymirror, wait_for_records
+from recording_support import RecorderProcess, has_idle, run_ipymirror, wait_for_records
 
 CELLS = [
     ("alice", "import sys\nprint('out'); print('err', file=sys.stderr)"),

@@ -61,7 +61,7 @@ def test_image_summary_png_byte_size_is_exact():
 
 
 def test_image_summary_captured_png():
-    path = Path(__file__).parent / "data" / "ipykernel_iopub.jsonl"
+    path = Path(__file__).parent.parent / "data" / "ipykernel_iopub.jsonl"
     with open(path, encoding="utf-8") as f:
         msgs = [json.loads(line) for line in f]
     (png,) = [

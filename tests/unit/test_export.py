@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pyte
 import pytest
-from test_recording_support import (
+from recording_support import (
     RecorderProcess,
     has_idle,
     run_ipymirror,
@@ -27,7 +27,7 @@ from ipymirror.commands.export import default_output, notebook_cells, to_noteboo
 from ipymirror.core.sanitize import strip_sgr
 from ipymirror.recording.files import read_recording
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_markdown_of_the_captured_session(captured):
 
 
 def test_markdown_fences_survive_backticks(tmp_path):
-    from test_recording_support import cell_messages, stdout
+    from recording_support import cell_messages, stdout
 
     msgs = cell_messages("s = '```'", [stdout("```\n")], 1)
     path = write_recording(tmp_path / "ticks.ipym", [(0.0, m) for m in msgs])
@@ -132,7 +132,7 @@ def test_asciicast_is_valid_and_looks_like_the_terminal(captured):
 
 
 def test_asciicast_draws_live_lines_in_place(tmp_path):
-    from test_recording_support import cell_messages
+    from recording_support import cell_messages
 
     updates = []
     for i in range(5):
@@ -183,6 +183,7 @@ def test_output_path_and_refusal_to_overwrite_the_input(captured, tmp_path, caps
     assert "is the recording itself" in capsys.readouterr().err
 
 
+@pytest.mark.e2e  # runs ipymirror as a process
 def test_every_format_from_the_command_line(tmp_path):
     path = session_recording(tmp_path / "s.ipym.gz")
     for fmt, ext in (
