@@ -13,7 +13,6 @@ import signal
 import subprocess
 import time
 
-from terminal import ipymirror_argv
 from recording_support import (
     RecorderProcess,
     cell_messages,
@@ -23,6 +22,7 @@ from recording_support import (
     stdout,
     write_recording,
 )
+from terminal import ipymirror_argv
 
 #: Kernel-side code: broadcast two signed but malformed messages, then print.
 HOSTILE = r"""
@@ -284,7 +284,7 @@ class _RawPty:
 
 def test_key_echo_stays_fast_while_a_peer_shows_2_5_mb_of_markdown(kernel, peer):
     """13 Markdown outputs of 190 kB (2.5 MB): each was laid out by rich, 3-5 s apiece."""
-    from test_e2e_console import env_for
+    from test_console import env_for
 
     term = _RawPty(
         ipymirror_argv("--existing", kernel.connection_file, "--name", "me"), env_for(cpr=False)
@@ -384,7 +384,7 @@ def test_export_leaves_out_odd_messages_and_warns_once(tmp_path):
     import json
 
     import nbformat
-    from test_recording_support import run_ipymirror
+    from recording_support import run_ipymirror
 
     path = _odd_recording(tmp_path / "odd.ipym")
     for fmt in ("ipynb", "markdown", "asciicast"):
