@@ -151,6 +151,7 @@ class ViewerSource:
         self.set_state: Callable[[str], None] = lambda state: None
         self.kernel_dead = False
         self.bad = 0  # frames from the relay that did not parse
+        self.unreadable = 0  # records the relay passed on that are not records
         self._own_ctx = ctx is None  # many viewers in one process share one (benchmarks)
         self.ctx = ctx or zmq.asyncio.Context()
         self.sub = self.ctx.socket(zmq.SUB)
@@ -245,8 +246,10 @@ class ViewerSource:
         for record in records:
             try:
                 msgs.append(decode_record(record).msg)
-            except RecordError:
-                self.bad += 1
+            except RecordError as exc:  # e.g. JSON nested deeper than Python parses
+                self.unreadable += 1
+                if self.unreadable == 1:
+                    self.notice(f"a message could not be read ({exc}); not shown, nor any more")
         return msgs
 
     async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
