@@ -40,6 +40,7 @@ from ipymirror.core.transcript import Transcript
 from ipymirror.errors import ExitStatus, MirrorError
 from ipymirror.recording.files import read_recording
 from ipymirror.recording.format import Header, Record, iopub
+from ipymirror.terminal.writer import output_error
 
 __all__ = [
     "Problems",
@@ -384,8 +385,11 @@ async def run_export(args: Namespace) -> ExitStatus:
     for warning in warnings:
         print(f"ipymirror: warning: {warning}", file=sys.stderr)
     if out == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as exc:
+            raise output_error(sys.stdout, exc) from None
         return ExitStatus.OK
     try:
         with open(out, "w", encoding="utf-8") as f:

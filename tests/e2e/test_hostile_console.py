@@ -149,22 +149,23 @@ def test_record_onto_an_existing_file_is_refused_before_connecting(tmp_path):
 # ------------------------------------------------------------ a file is not a terminal
 
 
-def test_replay_into_a_full_disk_fails_with_one_line(tmp_path):
+def test_replay_or_export_into_a_full_disk_fails_with_one_line(tmp_path):
     path = session_recording(tmp_path / "s.ipym", gap=0)
-    with open("/dev/full", "w") as full:
-        proc = subprocess.run(
-            ipymirror_argv("replay", "--no-wait", str(path)),
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=60,
-            env=env(),
-            stdin=subprocess.DEVNULL,
-        )
-    assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines() == [
-        "ipymirror: error: cannot write to standard output: No space left on device"
-    ]
+    for args in (["replay", "--no-wait", str(path)], ["export", str(path), "-o", "-"]):
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run(
+                ipymirror_argv(*args),
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+                env=env(),
+                stdin=subprocess.DEVNULL,
+            )
+        assert proc.returncode != 0, args
+        assert proc.stderr.strip().splitlines() == [
+            "ipymirror: error: cannot write to standard output: No space left on device"
+        ], args
 
 
 def test_replay_into_a_closed_pipe_fails_with_one_line(tmp_path):
