@@ -151,7 +151,10 @@ def test_record_onto_an_existing_file_is_refused_before_connecting(tmp_path):
 
 def test_replay_or_export_into_a_full_disk_fails_with_one_line(tmp_path):
     path = session_recording(tmp_path / "s.ipym", gap=0)
-    for args in (["replay", "--no-wait", str(path)], ["export", str(path), "-o", "-"]):
+    for args in (
+        ["replay", "--no-wait", str(path)],
+        ["export", str(path), "--to", "markdown", "-o", "-"],
+    ):
         with open("/dev/full", "w") as full:
             proc = subprocess.run(
                 ipymirror_argv(*args),
