@@ -409,3 +409,23 @@ def test_export_leaves_out_odd_messages_and_warns_once(tmp_path):
             assert "a\u202eb" in nb.cells[4].source
         if fmt == "asciicast":
             assert all(json.loads(line) for line in out.splitlines())
+
+
+def test_record_prints_a_hostile_kernel_info_sanitised(kernel, peer, tmp_path):
+    """A peer rewrites what the kernel says about itself; record prints it sanitised."""
+    bob = peer(kernel, "bob")
+    result = bob.run(
+        "_k = get_ipython().kernel\n"
+        "_k.implementation = 'ipy' + chr(27) + ']52;c;cHduZWQ=' + chr(7) + 'thon' + chr(0x202e)\n"
+        "_k.language_info = dict(\n"
+        "    _k.language_info, name='py' + chr(27) + '[2J' + 'thon' + chr(0x9b))\n"
+    )
+    assert result["reply"]["content"]["status"] == "ok", result
+    rec = RecorderProcess.record(tmp_path / "s.ipym", kernel)
+    try:
+        line = rec.wait_for("recording the")
+        assert rec.stop() == 0
+    finally:
+        rec.close()
+    assert "recording the python kernel (ipython) of " in line, line
+    assert not any(c in rec.stdout for c in "\x1b\x07\x9b\u202e"), rec.stdout
