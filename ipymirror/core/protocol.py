@@ -33,7 +33,14 @@ from ipymirror.core.events import (
 )
 from ipymirror.core.sanitize import sanitize, strip_sgr
 
-__all__ = ["kernel_description", "kernel_language", "msg_type_of", "peer_of", "to_event"]
+__all__ = [
+    "kernel_description",
+    "kernel_language",
+    "kernel_session_of",
+    "msg_type_of",
+    "peer_of",
+    "to_event",
+]
 
 
 def _dict(value: Any) -> Mapping[str, Any]:
@@ -63,6 +70,17 @@ MAX_ID = 128
 
 def _id(value: Any) -> str:
     return _str(value)[:MAX_ID]
+
+
+def kernel_session_of(msg: Mapping[str, Any]) -> str:
+    """The session of the kernel process that sent ``msg`` (its own ``header.session``).
+
+    '' when it tells nothing: IRkernel puts the requester's session there.
+    """
+    if not isinstance(msg, Mapping):
+        return ""
+    session = _id(_dict(msg.get("header")).get("session"))
+    return "" if session == _id(_dict(msg.get("parent_header")).get("session")) else session
 
 
 def peer_of(msg: Mapping[str, Any]) -> tuple[Peer, str]:
@@ -126,7 +144,8 @@ _HANDLERS: dict[str, Callable[[Peer, str, Mapping[str, Any]], Event | None]] = {
     "update_display_data": lambda p, m, c: _display(p, m, c, update=True),
     "clear_output": lambda p, m, c: ClearOutput(p, m, bool(c.get("wait"))),
     "error": _error,
-    "shutdown_reply": lambda p, m, c: KernelRestart(p, m, bool(c.get("restart"))),
+    "shutdown_reply": lambda p, m, c: KernelRestart(p, m, c.get("restart") is True),
+    "shutdown": lambda p, m, c: KernelRestart(p, m, c.get("restart") is True),  # xeus
 }
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 
+from ipymirror.core.events import Event
 from ipymirror.core.pipeline import Message, Pipeline, Update
 from ipymirror.core.presence import Presence
 from ipymirror.core.render import Renderer
@@ -45,14 +46,22 @@ class Mirror:
     def presence(self) -> Presence:
         return self.pipeline.presence
 
+    @property
+    def listeners(self) -> list[Callable[[Event], None]]:
+        return self.pipeline.listeners
+
     def show(self, update: Update) -> None:
         self.writer.push(update.lines)
         if update.redraw:
             self.writer.refresh()
 
-    def feed(self, msgs: Iterable[Message]) -> None:
+    def feed(self, msgs: Iterable[Message], now: float | None = None) -> None:
         """Handle a batch of messages: one frame, one redraw at most."""
-        self.show(self.pipeline.feed(msgs))
+        self.show(self.pipeline.feed(msgs, now))
+
+    def feed_events(self, events: Iterable[Event]) -> None:
+        """Events from an edge (heartbeat, relay, clock): see Pipeline.feed_events."""
+        self.show(self.pipeline.feed_events(events))
 
     def notice(self, text: str) -> None:
         self.show(self.pipeline.notice(text))
@@ -64,10 +73,11 @@ class Mirror:
         """Feed every batch; a batch that takes long is fed in slices of ~``SLICE``
         seconds, with a turn of the event loop between them (keys are echoed)."""
         async for batch in batches:
+            now = time.monotonic()  # arrival time: who is active
             msgs = iter(batch)
             more = [True]
             while more[0]:
-                self.feed(_slice(msgs, more))
+                self.feed(_slice(msgs, more), now)
                 if more[0]:
                     await asyncio.sleep(0)
 
