@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 
+from hostile_kernel import HOSTILE
 from recording_support import (
     RecorderProcess,
     cell_messages,
@@ -23,28 +24,6 @@ from recording_support import (
     write_recording,
 )
 from terminal import ipymirror_argv
-
-#: Kernel-side code: broadcast two signed but malformed messages, then print.
-HOSTILE = r"""
-import json, uuid
-_k = get_ipython().kernel
-_s = _k.session
-_parent = json.dumps(_k.get_parent()["header"], default=str).encode()
-
-def _send(parts):
-    _k.iopub_socket.send_multipart([b"x", b"<IDS|MSG>", _s.sign(parts), *parts])
-
-def _header(kind):
-    return json.dumps({"msg_id": uuid.uuid4().hex, "msg_type": kind, "session": _s.session,
-                       "username": "kernel", "date": "2026-01-01T00:00:00Z",
-                       "version": "5.3"}).encode()
-
-_send([b"null", _parent, b"{}", b'{"name": "stdout", "text": "null header\\n"}'])
-_deep = b"[" * 100_000 + b"]" * 100_000
-_send([_header("display_data"), _parent, b"{}",
-       b'{"metadata": {}, "data": {"application/json": ' + _deep + b'}}'])
-print("after the " + "hostile ones", flush=True)
-"""
 
 
 def test_record_keeps_malformed_and_deep_messages_raw(kernel, peer, tmp_path):
