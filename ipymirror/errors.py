@@ -18,6 +18,11 @@ class ExitStatus(IntEnum):
     KERNELSPEC = 5  # unknown kernelspec, or the kernel failed to start
     RECORDING = 6  # unreadable or corrupt recording
     ADDRESS = 7  # a port/address we must bind is taken or invalid
+    SERVER_UNREACHABLE = 8  # no answer from a Jupyter Server's address (or its TLS failed)
+    NOT_JUPYTER = 9  # something answers there, but not a Jupyter Server's API
+    TOKEN = 10  # the server refused the token (wrong, expired, or none given)
+    FORBIDDEN = 11  # the token is good, but may not do this (403)
+    NOT_FOUND = 12  # no such kernel or notebook session on the server (404)
     INTERRUPTED = 130
 
 

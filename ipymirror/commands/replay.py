@@ -336,4 +336,7 @@ async def _play(header: Header, records: Iterator[Record], args: Namespace) -> E
     finally:
         mirror.transcript.finish_all()
         mirror.flush()
-        mirror.writer.flush_now()
+        try:
+            mirror.writer.flush_now()
+        finally:
+            mirror.close()

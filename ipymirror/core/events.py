@@ -23,6 +23,7 @@ __all__ = [
     "KernelGone",
     "KernelRestart",
     "KernelRestarted",
+    "OutputDropped",
     "Peer",
     "Result",
     "Status",
@@ -146,9 +147,13 @@ class KernelRestart(Event):
 
     Only a claim: a peer can make the kernel publish anything.  What happened is
     told by :class:`KernelRestarted` (a new kernel seen) and :class:`KernelGone`.
+    A Jupyter Server also says so itself, with a ``status`` of ``restarting`` (it
+    restarted a kernel that died: ``reason="died"``) or ``dead`` (that restart
+    failed: ``reason="dead"``); those come from the server, not from a peer.
     """
 
     restart: bool = False
+    reason: str = ""
 
 
 # -- synthetic events: made by the pipeline or the edges, never by a message --
@@ -184,3 +189,16 @@ class Tick(Event):
     """The time at the edge (seconds, any origin): the core keeps no clock."""
 
     now: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutputDropped(Event):
+    """A Jupyter Server stopped relaying a cell's IOPub: its rate limit was hit.
+
+    ``limit`` is "message rate" or "data rate"; ``setting`` is the server option
+    that raises it.  The server sends this as a stderr ``stream`` of its own text,
+    which is never shown as the peer's stderr.
+    """
+
+    limit: str
+    setting: str

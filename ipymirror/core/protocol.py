@@ -26,6 +26,7 @@ from ipymirror.core.events import (
     Event,
     ExecuteInput,
     KernelRestart,
+    OutputDropped,
     Peer,
     Result,
     Status,
@@ -96,11 +97,23 @@ def _execute_input(peer: Peer, cell: str, c: Mapping[str, Any]) -> Event:
     return ExecuteInput(peer, cell, _str(c.get("code")), _int(c.get("execution_count")))
 
 
+#: What a Jupyter Server writes to a cell's stderr instead of the IOPub it drops
+#: (jupyter_server ZMQChannelsWebsocketConnection._limit_rate; notebook < 7 alike).
+_RATE_LIMITS = (
+    ("IOPub message rate exceeded.\n", "message rate", "ServerApp.iopub_msg_rate_limit"),
+    ("IOPub data rate exceeded.\n", "data rate", "ServerApp.iopub_data_rate_limit"),
+)
+
+
 def _stream(peer: Peer, cell: str, c: Mapping[str, Any]) -> Event | None:
     text = _str(c.get("text"))
     if not text:
         return None
     name = "stderr" if c.get("name") == "stderr" else "stdout"
+    if name == "stderr" and text.startswith("IOPub "):
+        for start, limit, setting in _RATE_LIMITS:
+            if text.startswith(start) and "Jupyter server will temporarily stop" in text:
+                return OutputDropped(peer, cell, limit, setting)
     return Stream(peer, cell, name, text)
 
 
@@ -133,6 +146,10 @@ def _status(peer: Peer, cell: str, c: Mapping[str, Any], parent: Mapping[str, An
     state = _str(c.get("execution_state"))
     if not state:
         return None
+    if state == "restarting":  # a Jupyter Server's own: it restarts a kernel that died
+        return KernelRestart(peer, cell, restart=True, reason="died")
+    if state == "dead":  # a Jupyter Server's own: that restart failed
+        return KernelRestart(peer, cell, restart=False, reason="dead")
     return Status(peer, cell, state, _str(parent.get("msg_type")))
 
 

@@ -69,6 +69,11 @@ class Mirror:
     def flush(self) -> None:
         self.show(self.pipeline.update())
 
+    def close(self) -> None:
+        """Stop drawing images (pending ones are dropped): exit is not held up by them."""
+        if self.writer.painter is not None:
+            self.writer.painter.close()
+
     async def run(self, batches: AsyncIterable[list[Message]]) -> None:
         """Feed every batch; a batch that takes long is fed in slices of ~``SLICE``
         seconds, with a turn of the event loop between them (keys are echoed)."""

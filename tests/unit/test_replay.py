@@ -118,6 +118,25 @@ class FakeClock:
         return self.now
 
 
+class WakeEvent(asyncio.Event):
+    """The player's wake-up event, telling when the player blocks on it again.
+
+    ``blocked`` is set each time the player starts waiting with no wake-up
+    pending: it has fed everything due (and its screen frame ran: the frame is
+    queued before the player's next turn) and decided what to wait for.
+    That is the state a claim "nothing more was shown" needs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocked = asyncio.Event()
+
+    async def wait(self) -> bool:
+        if not self.is_set():
+            self.blocked.set()
+        return await super().wait()
+
+
 def test_player_pauses_steps_and_skips_to_the_next_cell(tmp_path):
     recs = records(session_recording(tmp_path / "p.ipym", gap=5.0))
     asyncio.run(_player_scenario(recs))
@@ -128,13 +147,20 @@ async def _player_scenario(recs):
     mirror = Mirror(Renderer(color=False), TerminalWriter(out), me="")
     clock = FakeClock()
     player = Player(mirror, schedule(recs), clock=clock)
+    wake = player._wake = WakeEvent()  # before run(): the only event it waits on
     task = asyncio.ensure_future(player.run())
 
     async def advance(seconds: float) -> str:
+        """Move the clock, wake the player, and return once it waits again (or ended)."""
         clock.now += seconds
+        wake.blocked.clear()
         player.wake()
-        for _ in range(10):  # let the player and the screen's frame run
-            await asyncio.sleep(0)
+        blocked = asyncio.ensure_future(wake.blocked.wait())
+        await asyncio.wait_for(
+            asyncio.wait([blocked, task], return_when=asyncio.FIRST_COMPLETED), 5
+        )
+        blocked.cancel()
+        assert mirror.writer.pending_bytes() == 0  # everything fed is on the screen
         return out.getvalue()
 
     shown = await advance(0.01)

@@ -47,7 +47,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from ipymirror.core.protocol import msg_type_of, peer_of
 from ipymirror.errors import ExitStatus, MirrorError
-from ipymirror.recording.format import encode_record, header_record
+from ipymirror.recording.format import RecordError, decode_record, encode_record, header_record
 from ipymirror.transports.share.ticket import HostKeys
 
 __all__ = ["Backlog", "Relay", "parse_hello"]
@@ -142,6 +142,16 @@ class Backlog:
         return start, list(islice(self.records, start - self.first, None))
 
 
+def _decoded(records: list[bytes]) -> list[dict[str, Any]]:
+    msgs = []
+    for record in records:
+        try:
+            msgs.append(decode_record(record).msg)
+        except RecordError:  # e.g. content nested deeper than Python parses
+            continue
+    return msgs
+
+
 def _bind(sock: zmq.Socket, addr: str) -> str:
     try:
         sock.bind(addr)
@@ -186,6 +196,7 @@ class Relay:
         self.viewers = 0  # live-stream subscriptions (only authenticated peers can subscribe)
         self.refused = 0  # handshakes that failed (wrong or no keys)
         self.on_change: Callable[[], None] = lambda: None
+        self.observers: list[Callable[[list[dict[str, Any]]], None]] = []  # see each batch kept
         self.ignored = 0  # messages from viewers that were not a hello or a subscription
         self._hellos: dict[bytes, float] = {}  # connection -> when it was last welcomed
         self._deferred: dict[bytes, tuple[int, str, int]] = {}  # hellos that came too soon
@@ -248,11 +259,13 @@ class Relay:
         own = self.own_session
         group: list[bytes] = []
         first = size = 0
+        kept = []
         for msg in msgs:
             if own and peer_of(msg)[0].session == own:
                 continue
             record = encode_record(msg, t)
             seq = backlog.append(record, msg_type_of(msg) == "execute_input")
+            kept.append(record)
             if group and (size + len(record) > LIVE_BYTES or len(record) > LIVE_BYTES):
                 self._send_live(first, group)
                 group, size = [], 0
@@ -264,6 +277,10 @@ class Relay:
             size += len(record)
         if group:
             self._send_live(first, group)
+        if kept and self.observers:  # e.g. the web page (share --web)
+            seen = _decoded(kept)  # as viewers see them: content is not parsed on the way in
+            for observer in self.observers:
+                observer(seen)
 
     def _send_live(self, first: int, records: list[bytes]) -> None:
         frames = [EVENTS, self.epoch, str(first).encode(), *records]
