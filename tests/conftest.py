@@ -67,7 +67,9 @@ def jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, P
     # which ipykernel broadcasts as stream output nobody asked for.
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # Extra search paths from the outside could bring in foreign kernelspecs.
-    monkeypatch.delenv("JUPYTER_PATH", raising=False)
+    # ... and the sandbox's data dir comes first: jupyter_core puts a virtualenv's
+    # own share/jupyter before the user's, which would hide our python3.
+    monkeypatch.setenv("JUPYTER_PATH", str(dirs["data"]))
     monkeypatch.delenv("JUPYTER_CONFIG_PATH", raising=False)
     _python3_kernelspec(dirs["data"])
     return dirs

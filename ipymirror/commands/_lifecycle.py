@@ -334,10 +334,5 @@ async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: 
         raise mirror.writer.error
     if task.done() and not task.cancelled() and task.exception() is not None:
         raise task.exception()  # type: ignore[misc]
-    mirror.transcript.finish_all()
-    mirror.flush()
-    try:
-        mirror.writer.flush_now()
-    finally:
-        mirror.close()
+    mirror.finish()
     return ended.done() and ended.result() == "gone"

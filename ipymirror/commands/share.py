@@ -53,6 +53,7 @@ async def _start_web(args: Any, keys: HostKeys, relay: Relay, language: str, out
         queue_bytes=int(args.web_queue * 2**20),
     )
     bound = await web.start(host, port)
+    web.seed(relay.backlog.records)  # the relay's backlog, then every batch it publishes
     relay.observers.append(web.feed)
     url = web_url(host, bound, secret, args.advertise)
     print(f"» browsers open:  {url}", file=out)

@@ -451,4 +451,8 @@ class Renderer:
             return self.clean(text).split("\n")
         from rich.json import JSON
 
-        return self._rich(JSON(strip_sgr(sanitize(text))))
+        try:  # sanitising can break the JSON (a C1 control inside a string starts an OSC)
+            renderable = JSON(strip_sgr(sanitize(text)))
+        except ValueError:
+            return self.clean(text).split("\n")
+        return self._rich(renderable)

@@ -35,8 +35,8 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.session import new_id
 from jupyter_core.paths import jupyter_runtime_dir
 
-from ipymirror.core.protocol import kernel_description, kernel_language
 from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.transports.base import KernelInfo
 
 __all__ = ["KernelLink", "raw_message", "resolve_connection_file"]
 
@@ -71,7 +71,7 @@ def default_username() -> str:
         return "anonymous"
 
 
-class KernelLink:
+class KernelLink(KernelInfo):
     """One client connection to a kernel, with reply routing and IOPub batches.
 
     ``manager`` is set when ipymirror started the kernel itself (then it may
@@ -258,14 +258,6 @@ class KernelLink:
     def session_id(self, session: str) -> None:
         """Our identity on the kernel (set before :meth:`connect`)."""
         self.client.session.session = session
-
-    @property
-    def language(self) -> str:
-        return kernel_language(self.kernel_info)
-
-    @property
-    def description(self) -> str:
-        return kernel_description(self.kernel_info)
 
     @property
     def kernel_name(self) -> str:

@@ -44,8 +44,9 @@ def at_empty_prompt(term: Terminal) -> bool:
 
 
 def open_console(terminal, ipymirror_argv, km, **kw) -> Terminal:
-    term = terminal(ipymirror_argv("--existing", km.connection_file, "--name", "me"),
-                    env=env_for(), **kw)
+    term = terminal(
+        ipymirror_argv("--existing", km.connection_file, "--name", "me"), env=env_for(), **kw
+    )
     term.wait_for(lambda t: PROMPT.match(t.cursor_line()) is not None)
     return term
 
@@ -202,8 +203,10 @@ def test_replay_draws_the_recorded_plot(tmp_path, terminal, ipymirror_argv):
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     png = base64.b64encode(buf.getvalue()).decode()
-    display = ("display_data", {"data": {"image/png": png, "text/plain": "<Figure>"},
-                                "metadata": {}})
+    display = (
+        "display_data",
+        {"data": {"image/png": png, "text/plain": "<Figure>"}, "metadata": {}},
+    )
     msgs = cell_messages("plot()", [display], 1)
     path = write_recording(tmp_path / "s.ipym", [(i * 0.001, m) for i, m in enumerate(msgs)])
     term = terminal(ipymirror_argv("replay", str(path), "--no-wait"), env=env_for())

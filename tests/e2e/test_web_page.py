@@ -158,6 +158,33 @@ def test_a_student_sees_the_session_live(browser, kernel, peer, relay, tmp_path)
     assert rp.stop() == 0
 
 
+def test_the_page_keeps_its_past_across_a_relay_restart(browser, kernel, peer, relay):  # noqa: F811
+    from playwright.sync_api import expect
+
+    alice = peer(kernel, "alice")
+    rp, url = share_web(relay, kernel)
+    page = open_page(browser, url)
+    alice.run("print('before the restart')")
+    expect(page.locator(".stream").filter(has_text="before the restart")).to_have_count(
+        1, timeout=WAIT_MS
+    )
+    assert rp.stop() == 0
+    expect(page.locator("#conn")).to_contain_text("reconnecting", timeout=WAIT_MS)
+
+    port = url.split("/#")[0].rsplit(":", 1)[1]
+    again = relay(kernel, "--web", f"127.0.0.1:{port}", bind=None)  # same ticket file
+    assert again.wait_line(r"browsers open:").split("open:", 1)[1].strip() == url  # same URL
+    expect(page.locator("#conn")).to_have_text("", timeout=WAIT_MS)  # reconnected by itself
+    alice.run("print('after the restart')")
+    expect(page.locator(".stream").filter(has_text="after the restart")).to_have_count(
+        1, timeout=WAIT_MS
+    )
+    expect(page.locator(".stream").filter(has_text="before the restart")).to_have_count(1)
+    expect(page.locator(".notice").filter(has_text="the relay restarted")).to_have_count(1)
+    assert page.locator("#c1").count() == 1  # the new run's ids never meet the old ones
+    assert again.stop() == 0
+
+
 HOSTILE_HTML = (
     "<script>window.__pwned = 'script'</script>"
     "<img src=x onerror=\"window.__pwned = 'onerror'\">"

@@ -34,12 +34,12 @@ from recording_support import KERNEL_INFO
 from ipymirror.commands._lifecycle import mirror_for_link
 from ipymirror.commands.console import Console
 from ipymirror.core.events import Peer
-from ipymirror.core.protocol import kernel_description, kernel_language
+from ipymirror.transports.base import KernelInfo
 
 ENTER, TAB, CTRL_D, LEFT, END = "\r", "\t", "\x04", "\x1b[D", "\x1b[F"
 
 
-class MemoryKernel:
+class MemoryKernel(KernelInfo):
     """A KernelTransport whose kernel lives in memory and answers like ipykernel.
 
     Requests go out as the jupyter_client Session of "you"; the kernel's replies
@@ -64,6 +64,8 @@ class MemoryKernel:
         self.on_stdin: Any = None
         self.on_bad_message: Any = None
         self.on_malformed: Any = None
+        self.on_notice: Any = None
+        self.kernel_session = str(self.kernel.session)  # the kernel process's identity
         self.requests: list[dict[str, Any]] = []  # every request, as the kernel got it
         self.count = 0
         self.names = sorted(vars(builtins))  # what the kernel's namespace completes from
@@ -79,13 +81,11 @@ class MemoryKernel:
     def username(self) -> str:
         return str(self.client.username)
 
-    @property
-    def language(self) -> str:
-        return kernel_language(self.kernel_info)
+    def probe(self) -> str:
+        return self._send("kernel_info_request", {})
 
-    @property
-    def description(self) -> str:
-        return kernel_description(self.kernel_info)
+    def keep_running(self) -> None:
+        pass
 
     async def connect(self, timeout: float, *, stdin: bool = True, control: bool = True) -> None:
         pass
@@ -177,6 +177,8 @@ class MemoryKernel:
         kind, content = request["msg_type"], request["content"]
         if kind == "execute_request":
             self._run_cell(request, [])
+        elif kind == "kernel_info_request":
+            self._reply(request, "kernel_info_reply", dict(self.kernel_info))
         elif kind == "is_complete_request":
             status, indent = TransformerManager().check_complete(content["code"])  # as ipykernel
             reply = {"status": status, **({"indent": " " * indent} if indent is not None else {})}

@@ -121,7 +121,8 @@ def test_late_joiner_gets_the_page_then_live_and_catchups_are_rate_limited():
             async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
                 await ws.send_str(catchup())
                 first = json.loads((await ws.receive(timeout=10)).data)
-                assert first[0][0] == "reset" and "early line" in first[0][1]
+                assert first[0] == ["epoch", web.epoch]  # this relay run's
+                assert first[1][0] == "reset" and "early line" in first[1][1]
                 web.feed([msg("stream", {"name": "stdout", "text": "live line\n"})])
                 live = json.loads((await ws.receive(timeout=10)).data)
                 assert ["app", "c1-0", "live line\n"] in live
@@ -186,3 +187,59 @@ def test_a_viewer_that_stops_reading_is_cut_off_and_the_others_get_everything():
             await web.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_the_page_starts_from_the_relays_backlog():
+    from ipymirror.recording.format import encode_record
+
+    async def scenario() -> None:
+        web, url = await serve()
+        backlog = [
+            encode_record(msg("execute_input", {"code": "old = 1", "execution_count": 1}), 0.1),
+            encode_record(msg("stream", {"name": "stdout", "text": "from the backlog\n"}), 0.2),
+            b'{"not": "a record"}',
+        ]
+        web.seed(backlog)
+        try:
+            async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
+                await ws.send_str(catchup())
+                first = json.loads((await ws.receive(timeout=10)).data)
+                assert first[1][0] == "reset" and "from the backlog" in first[1][1]
+        finally:
+            await web.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_the_host_gets_the_url_and_on_a_terminal_a_qr_code():
+    import io
+    from types import SimpleNamespace
+
+    from ipymirror.commands.share import _start_web
+    from ipymirror.transports.share.relay import Backlog
+    from ipymirror.transports.share.ticket import new_host_keys
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    async def scenario(out: io.StringIO) -> str:
+        args = SimpleNamespace(web="127.0.0.1:0", advertise=None, backlog_cells=5, web_queue=1.0)
+        relay = SimpleNamespace(backlog=Backlog(), observers=[])
+        web = await _start_web(args, new_host_keys(), relay, "python", out)
+        try:
+            assert relay.observers == [web.feed]
+            return out.getvalue()
+        finally:
+            await web.close()
+
+    piped = asyncio.run(scenario(io.StringIO()))
+    assert re_url(piped) and "█" not in piped  # piped: the URL line only
+    shown = asyncio.run(scenario(Tty()))
+    assert re_url(shown) and shown.count("\n") > 15 and "█" in shown  # and the QR code
+
+
+def re_url(text: str) -> bool:
+    import re
+
+    return bool(re.match(r"» browsers open:  http://127\.0\.0\.1:\d+/#[\w-]{43}\n", text))

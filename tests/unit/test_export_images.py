@@ -32,8 +32,10 @@ def recording(tmp_path, name: str = "my session.ipym"):
             ("stream", {"name": "stdout", "text": "before\n"}),
             display({"image/png": png("red"), "text/plain": "<Figure>"}),
             ("stream", {"name": "stdout", "text": "after\n"}),
-            ("execute_result", {"data": {"image/png": png("blue")}, "metadata": {},
-                                "execution_count": 2}),
+            (
+                "execute_result",
+                {"data": {"image/png": png("blue")}, "metadata": {}, "execution_count": 2},
+            ),
             display({"image/svg+xml": svg}),
             display({"image/png": "!!not base64!!"}),
         ],
@@ -56,7 +58,9 @@ def test_images_are_files_next_to_the_markdown(tmp_path, capsys):
     ]
     folder = tmp_path / "my session_files"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "output_1_1.png", "output_1_3.png", "output_1_4.svg"
+        "output_1_1.png",
+        "output_1_3.png",
+        "output_1_4.svg",
     ]
     assert Image.open(folder / "output_1_1.png").getpixel((0, 0)) == (255, 0, 0)
     assert Image.open(folder / "output_1_3.png").getpixel((0, 0)) == (0, 0, 255)

@@ -43,6 +43,7 @@ HOSTILE = [
     ("<a href=' JaVaScRiPt:alert(1)'>x</a>", "alert"),
     ("<a href='data:text/html,<script>alert(1)</script>'>x</a>", "data:"),
     ("<a href='vbscript:msgbox(1)'>x</a>", "vbscript"),
+    ("<a href='#gone'>x</a>", "#gone"),  # would replace the page's fragment (its secret)
     ("<svg onload=alert(1)><circle/></svg>", "svg"),
     ("<math><mi xlink:href='javascript:alert(1)'>x</mi></math>", "javascript"),
     ("<iframe src='http://evil.example/'></iframe>", "iframe"),

@@ -79,7 +79,14 @@ def test_kitty_payload_is_the_image_at_the_given_cells():
     assert "".join(f"\x1b_G{k};{p}\x1b\\" for k, p in chunks) == seq  # nothing else in it
     keys = dict(kv.split("=") for kv in chunks[0][0].split(","))
     assert keys | {"m": "0"} == {
-        "a": "T", "f": "100", "t": "d", "c": "20", "r": "5", "C": "1", "q": "2", "m": "0"
+        "a": "T",
+        "f": "100",
+        "t": "d",
+        "c": "20",
+        "r": "5",
+        "C": "1",
+        "q": "2",
+        "m": "0",
     }
     assert [k for k, _ in chunks[1:]] == ["m=1"] * (len(chunks) - 2) + ["m=0"][: len(chunks) - 1]
     png = base64.b64decode("".join(p for _, p in chunks))
@@ -105,7 +112,10 @@ def test_iterm_payload_is_the_image_at_the_given_cells():
     args = dict(kv.split("=") for kv in m.group(1).split(";"))
     png = base64.b64decode(m.group(2))
     assert args == {
-        "inline": "1", "size": str(len(png)), "width": "20", "height": "5",
+        "inline": "1",
+        "size": str(len(png)),
+        "width": "20",
+        "height": "5",
         "preserveAspectRatio": "1",
     }
     im = Image.open(io.BytesIO(png))

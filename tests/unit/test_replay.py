@@ -220,12 +220,14 @@ def test_no_wait_dumps_everything_as_plain_text(tmp_path):
 
 @pytest.mark.e2e  # runs ipymirror as a process
 def test_timed_replay_to_a_pipe_keeps_the_timing(tmp_path):
-    path = session_recording(tmp_path / "s.ipym", gap=0.6)
+    # Gaps long enough that the second run's start-up on a loaded machine cannot
+    # eat the difference: the capped run must beat the timed one by seconds.
+    path = session_recording(tmp_path / "s.ipym", gap=3.0)
     start = time.monotonic()
     proc = run_ipymirror("replay", str(path), "--speed", "2")
     took = time.monotonic() - start
     assert proc.returncode == 0 and proc.stdout == EXPECTED
-    assert took >= 0.6  # two recorded gaps of 0.6 s at speed 2
+    assert took >= 3.0  # two recorded gaps of 3 s at speed 2
     start = time.monotonic()
     proc = run_ipymirror("replay", str(path), "--idle-limit", "0.01", "--speed", "10")
     assert proc.stdout == EXPECTED

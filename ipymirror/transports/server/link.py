@@ -32,8 +32,8 @@ from typing import Any
 import aiohttp
 from jupyter_client.session import Session, new_id
 
-from ipymirror.core.protocol import kernel_description, kernel_language
 from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.transports.base import KernelInfo
 from ipymirror.transports.server.choose import resolve
 from ipymirror.transports.server.framing import SUBPROTOCOL, FrameError, decode, encode
 from ipymirror.transports.server.rest import ServerAPI
@@ -68,7 +68,7 @@ class ServerKernel:
         await self.api.shutdown(self.kernel_id)
 
 
-class ServerLink:
+class ServerLink(KernelInfo):
     """One client connection to a kernel behind a Jupyter Server."""
 
     def __init__(
@@ -138,14 +138,6 @@ class ServerLink:
     @property
     def username(self) -> str:
         return str(self.session.username)
-
-    @property
-    def language(self) -> str:
-        return kernel_language(self.kernel_info)
-
-    @property
-    def description(self) -> str:
-        return kernel_description(self.kernel_info)
 
     @property
     def kernel_name(self) -> str:

@@ -1,6 +1,7 @@
 """``share --web``: one read-only page and one websocket, next to the relay.
 
-The relay hands every batch it publishes to :meth:`WebShare.feed`; one
+The page starts from the relay's backlog (:meth:`WebShare.seed`), then the
+relay hands every batch it publishes to :meth:`WebShare.feed`; one
 :class:`~ipymirror.core.page.LivePage` turns it into HTML update operations,
 encoded once per frame and written to every viewer.
 
@@ -18,6 +19,8 @@ Rules it keeps:
   that viewer's queue, capped at ``queue_bytes`` (its socket's own send buffer
   is fixed at ``SEND_BUFFER``); past it the viewer is cut off (the connection
   dropped) and its page reconnects and catches up.  The others never notice.
+* A catch-up's answer starts with ``["epoch", id]`` (this run of the relay),
+  so a page that reconnects to a restarted relay keeps what it showed.
 * Every asset comes from the package; the page is served with a CSP that
   allows nothing from elsewhere (``default-src 'self'; img-src 'self' data:``).
 """
@@ -30,10 +33,11 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from typing import Any
 
@@ -43,6 +47,7 @@ from ipymirror.core.html import CSP, css
 from ipymirror.core.page import LivePage, Op
 from ipymirror.core.protocol import to_event
 from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.recording.format import RecordError, decode_record
 
 __all__ = ["WebShare", "parse_catchup", "parse_web_address", "web_secret", "web_url"]
 
@@ -158,6 +163,7 @@ class WebShare:
     ) -> None:
         self.secret = secret.encode("ascii")
         self.page = LivePage(language, cells)
+        self.epoch = os.urandom(8).hex()  # this run: a page that sees another one keeps its past
         self.queue_bytes = queue_bytes
         self.viewers: set[_Viewer] = set()
         self.joining: list[_Viewer] = []
@@ -182,6 +188,14 @@ class WebShare:
                 page.feed(ev)
         self._schedule()
 
+    def seed(self, records: Iterable[bytes]) -> None:
+        """Start from the relay's backlog (encoded records): a page opened now sees it."""
+        msgs = []
+        for line in records:
+            with contextlib.suppress(RecordError):
+                msgs.append(dict(decode_record(line).msg))
+        self.feed(msgs)
+
     def set_kernel_state(self, ok: bool) -> None:
         extra = "" if ok else "kernel not answering"
         if extra != self.page.extra:
@@ -205,7 +219,7 @@ class WebShare:
                 if not viewer.push(frame):
                     self._drop(viewer)
         if self.joining:
-            snapshot = text_frame(_encode(self.page.snapshot()))
+            snapshot = text_frame(_encode([["epoch", self.epoch], *self.page.snapshot()]))
             joining, self.joining = self.joining, []
             for viewer in joining:
                 if viewer.push(snapshot):  # (what it had queued is applied, then reset)

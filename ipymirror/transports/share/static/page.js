@@ -35,8 +35,26 @@
     toEnd();
   });
 
+  const earlier = document.getElementById("earlier");
+  let epoch = null;   // the relay run the page shows
+  let arriving = null;
+
   const ops = {
-    reset: (html) => main.replaceChildren(frag(html)),
+    epoch: (id) => { arriving = id; },
+    reset: (html) => {
+      if (epoch !== null && arriving !== epoch) {
+        // The relay restarted: keep what was shown, say what cannot be.
+        const kept = document.createElement("div");
+        kept.append(...main.childNodes);
+        kept.querySelectorAll("[id]").forEach((e) => e.removeAttribute("id"));
+        const note = document.createElement("pre");
+        note.className = "notice";
+        note.textContent = "» the relay restarted: what ran while it was down is not shown";
+        earlier.append(kept, note);
+      }
+      epoch = arriving;
+      main.replaceChildren(frag(html));
+    },
     cell: (id, html) => {
       const old = byId(id);
       if (old) old.replaceWith(frag(html)); else main.append(frag(html));
