@@ -40,7 +40,7 @@ from ipymirror.core.images import Picture
 from ipymirror.errors import MirrorError
 from ipymirror.terminal.images import ImagePainter, fallback
 
-__all__ = ["TerminalWriter"]
+__all__ = ["TerminalWriter", "output_error"]
 
 FRAME_MIN, FRAME_MAX = 32 * 1024, 256 * 1024  # bytes per frame, adapted between these
 FRAME_TARGET = 0.01  # seconds a frame should take; the loop gets a turn after each
@@ -327,15 +327,7 @@ class TerminalWriter:
         self._pending.clear()
         self._size = 0
         self._unannounced = 0
-        where = "standard output" if self.fd == 1 else getattr(self.stream, "name", "the output")
-        self.error = MirrorError(f"cannot write to {where}: {exc.strerror or exc}")
-        if self.fd is not None:  # later prints (and Python's exit flush) must not fail again
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, self.fd)
-                os.close(devnull)
-            except OSError:
-                pass
+        self.error = output_error(self.stream, exc)
         if self.on_error is not None:
             self.on_error(self.error)
 
@@ -352,6 +344,27 @@ class TerminalWriter:
             self._write(self._take(FRAME_MAX))
         if self.error is not None:
             raise self.error
+
+
+def output_error(stream: Any, exc: OSError) -> MirrorError:
+    """The one line for a failed write to ``stream`` (a full disk, a closed pipe).
+
+    The stream's descriptor is pointed at /dev/null, so later prints, and
+    Python's flush at exit, do not fail a second time.
+    """
+    try:
+        fd: int | None = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    where = "standard output" if fd == 1 else getattr(stream, "name", "the output")
+    if fd is not None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        except OSError:
+            pass
+    return MirrorError(f"cannot write to {where}: {exc.strerror or exc}")
 
 
 class _Drawing:

@@ -84,6 +84,9 @@ class KernelLink(KernelInfo):
         self.where = where or client.connection_file
         self.bad_signatures = 0
         self.malformed = 0
+        #: False: IOPub ``content`` is left as the signed JSON bytes, unparsed (the
+        #: relay passes it on as it is: less work per message than the kernel did).
+        self.parse_content = True
         self.state_at_connect = "unknown"
         self.kernel_info: dict[str, Any] = {}
         self.kernel_session = ""  # header.session of the kernel_info_reply: which kernel process
@@ -397,7 +400,7 @@ class KernelLink(KernelInfo):
             self._unauthenticated()
             return None
         try:
-            return session.deserialize(parts)
+            return session.deserialize(parts, content=self.parse_content)
         except Exception as exc:  # anything a sender can make deserialize raise
             if not _signed(session, parts) or str(exc).startswith("Duplicate Signature"):
                 self._unauthenticated()
