@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
-import hmac
 import json
 import os
 from collections.abc import AsyncIterator, Callable
@@ -37,8 +36,10 @@ from jupyter_core.paths import jupyter_runtime_dir
 
 from ipymirror.errors import ExitStatus, MirrorError
 from ipymirror.transports.base import KernelInfo
+from ipymirror.transports.kernel_files import INSTALL_HINTS, remove_if_harmless
+from ipymirror.transports.salvage import is_signed, raw_message
 
-__all__ = ["KernelLink", "raw_message", "resolve_connection_file"]
+__all__ = ["KernelLink", "default_username", "resolve_connection_file"]
 
 BATCH = 512  # IOPub messages handled per wake-up, at most
 
@@ -155,8 +156,8 @@ class KernelLink(KernelInfo):
             await manager.start_kernel(stdout=log, stderr=log, independent=True)
         except NoSuchKernel:
             log.close()
-            _remove_if_harmless(log_path)
-            hint = _INSTALL_HINTS.get(kernel_name, "see `jupyter kernelspec list`")
+            remove_if_harmless(log_path)
+            hint = INSTALL_HINTS.get(kernel_name, "see `jupyter kernelspec list`")
             raise MirrorError(
                 f"no such kernelspec: {kernel_name!r} ({hint})", ExitStatus.KERNELSPEC
             ) from None
@@ -243,7 +244,7 @@ class KernelLink(KernelInfo):
         if self._log is not None:
             self._log.close()
             if shutdown:  # the kernel is gone: a log with nothing to say goes too
-                _remove_if_harmless(self._log.name)
+                remove_if_harmless(self._log.name)
 
     def keep_running(self) -> None:
         """Leave a kernel we started running when we close (others still use it)."""
@@ -402,7 +403,7 @@ class KernelLink(KernelInfo):
         try:
             return session.deserialize(parts, content=self.parse_content)
         except Exception as exc:  # anything a sender can make deserialize raise
-            if not _signed(session, parts) or str(exc).startswith("Duplicate Signature"):
+            if not is_signed(session, parts) or str(exc).startswith("Duplicate Signature"):
                 self._unauthenticated()
                 return None
             msg, why = raw_message(parts)
@@ -437,88 +438,6 @@ class KernelLink(KernelInfo):
                     batch.append(msg)
             if batch:
                 yield batch
-
-
-def _signed(session: Any, parts: list[Any]) -> bool:
-    """Whether ``parts`` carry a valid signature (the digest history aside)."""
-    if len(parts) < 5:
-        return False
-    if session.auth is None:
-        return True
-    signature = bytes(parts[0])
-    return bool(signature) and hmac.compare_digest(signature, session.sign(parts[1:5]))
-
-
-_PARTS = ("header", "parent_header", "metadata", "content")
-
-
-def raw_message(parts: list[Any]) -> tuple[dict[str, Any], str]:
-    """A signed message that is not one: each part that is a JSON object kept,
-    the others as text under ``raw``; and what was wrong, in words."""
-    msg: dict[str, Any] = {name: {} for name in _PARTS}
-    raw: dict[str, str] = {}
-    wrong: list[str] = []
-    for name, part in zip(_PARTS, parts[1:5], strict=False):
-        data = bytes(part)
-        try:
-            value = json.loads(data)
-        except RecursionError:
-            value, why = None, "nested too deeply"
-        except ValueError:
-            value, why = None, "not JSON"
-        else:
-            why = "null" if value is None else f"a JSON {type(value).__name__}"
-        if isinstance(value, dict):
-            msg[name] = value
-        else:
-            raw[name] = data.decode("utf-8", "replace")
-            wrong.append(f"{name.replace('_', ' ')} {why}")
-    header = msg["header"]
-    msg_type, msg_id = header.get("msg_type"), header.get("msg_id")
-    msg["msg_type"] = msg_type if isinstance(msg_type, str) else ""
-    msg["msg_id"] = msg_id if isinstance(msg_id, str) else ""
-    msg["buffers"] = [memoryview(bytes(b)) for b in parts[5:]]
-    msg["raw"] = raw
-    return msg, ", ".join(wrong) or "missing fields"
-
-
-#: How to get a kernelspec people often ask for by name.
-_INSTALL_HINTS = {
-    "bash": "install it: pip install bash_kernel && python -m bash_kernel.install",
-    "ir": "install it: R -e 'install.packages(\"IRkernel\"); IRkernel::installspec()' "
-    "(Debian: apt-get install r-cran-irkernel)",
-    "xpython": "install it: pip install xeus-python",
-}
-
-#: Lines kernels write to their log when all is well.
-_HARMLESS = (
-    "Kernel is running over TCP without encryption",  # ipykernel 7, on every start
-    "To connect another client to this kernel",
-    # IPython's banner when the kernel is started as `ipython kernel`:
-    "NOTE: When using the `ipython kernel` entry point",
-    # ...and the rest of that note, which an independent kernel (see start()) prints
-    "To exit, you will have to explicitly quit this process",
-    '"quit" from a client, or using Ctrl-\\ in UNIX-like environments',
-    "To read more about this, see https://github.com/ipython/ipython/issues/2049",
-    "    --existing kernel-",
-)
-
-
-def _remove_if_harmless(path: str) -> None:
-    """Remove the log of a kernel we started when it is empty or says only
-    what every start says; a log with anything else is kept for the user."""
-    try:
-        with open(path, "rb") as f:
-            text = f.read(256 * 1024 + 1).decode("utf-8", "replace")
-    except OSError:
-        return
-    if len(text) > 256 * 1024:
-        return
-    for line in text.splitlines():
-        if line.strip() and not any(mark in line for mark in _HARMLESS):
-            return
-    with contextlib.suppress(OSError):
-        os.remove(path)
 
 
 def _tunnel(
