@@ -144,6 +144,11 @@ def _share_command(sub: argparse._SubParsersAction) -> None:
         help="write the ticket to F (mode 0600); reuse its keys and ports if F exists",
     )
     share.add_argument(
+        "--viewer-ticket-file",
+        metavar="F",
+        help="also write a ticket file for viewers: the ticket only, never the relay's key",
+    )
+    share.add_argument(
         "--backlog-cells",
         type=_count(0),
         default=20,

@@ -8,6 +8,7 @@ user's dirs.  Kernels listen on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import subprocess
@@ -96,6 +97,15 @@ def _ensure_bash_kernelspec() -> None:
         ) from None
 
 
+def _ensure_ir_kernelspec(data_dir: Path) -> None:
+    """IRkernel's kernelspec in the isolated JUPYTER_DATA_DIR (R and IRkernel come
+    from Debian: ``apt-get install -y r-cran-irkernel``, done by .ci/run)."""
+    spec = data_dir / "kernels" / "ir" / "kernel.json"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
+    spec.write_text(json.dumps({"argv": argv, "display_name": "R", "language": "R"}))
+
+
 @pytest.fixture
 def make_kernel(jupyter_dirs: dict[str, Path]) -> Iterator[Callable[..., KernelManager]]:
     """Factory: ``make_kernel(name="python3", **start_kernel_kwargs)`` starts a
@@ -108,6 +118,8 @@ def make_kernel(jupyter_dirs: dict[str, Path]) -> Iterator[Callable[..., KernelM
     def factory(name: str = "python3", **kwargs: Any) -> KernelManager:
         if name == "bash":
             _ensure_bash_kernelspec()
+        elif name == "ir":
+            _ensure_ir_kernelspec(jupyter_dirs["data"])
         connection_file = jupyter_dirs["runtime"] / f"kernel-{uuid.uuid4()}.json"
         km = KernelManager(kernel_name=name, ip="127.0.0.1", connection_file=str(connection_file))
         km.start_kernel(**kwargs)

@@ -7,10 +7,22 @@ import contextlib
 import os
 import signal
 import sys
+import time
+import uuid
 from argparse import Namespace
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
+from ipymirror.core.events import (
+    KERNEL,
+    Event,
+    KernelBack,
+    KernelGone,
+    KernelRestarted,
+    Peer,
+    Tick,
+    tool_session,
+)
 from ipymirror.core.presence import Presence
 from ipymirror.core.render import Renderer
 from ipymirror.terminal.mirror import Mirror
@@ -28,11 +40,15 @@ __all__ = [
     "mirror_for_link",
     "on_signals",
     "open_link",
+    "probe",
     "until_stopped",
     "watch_stream",
 ]
 
-HEARTBEAT_PERIOD = 2.0  # seconds between heartbeat checks (liveness, not messages)
+HEARTBEAT_PERIOD = 1.0  # seconds between heartbeat checks (liveness, not messages)
+DEAD_AFTER = 3  # missed checks in a row: the kernel is gone (a quick restart is not a death)
+GONE_FOR_GOOD = 10.0  # seconds of silence after which it will not come back (restarts take ~2)
+PROBE_TIMEOUT = 2.0  # seconds to wait for the kernel_info that tells which kernel answers
 
 
 def use_color(args: Namespace, stream: Any) -> bool:
@@ -48,18 +64,30 @@ def terminal_width(stream: Any) -> int:
         return 80
 
 
-async def open_link(args: Namespace, *, join_only: bool = False, name: str = "") -> KernelTransport:
+async def open_link(
+    args: Namespace, *, join_only: bool = False, name: str = "", role: str = ""
+) -> KernelTransport:
     """Join ``--existing`` (or, unless ``join_only``, start a kernel) as ``--name``
-    (else ``name``, else the login name).  A server URL goes to the websocket transport."""
+    (else ``name``, else the login name); a server URL goes to the websocket transport.
+
+    ``role`` marks one of ipymirror's own tools (watch, record, share, replay):
+    its session id says so (:func:`tool_session`), and no ipymirror lists it
+    among the people in the room.
+    """
     username = args.name or name or default_username()
+    link: KernelTransport
     if is_server_url(args.existing) or getattr(args, "server", None):
         from ipymirror.commands.server import open_server_link
 
-        return await open_server_link(args, username, join_only=join_only)
-    if args.existing is not None or join_only:
+        link = await open_server_link(args, username, join_only=join_only)
+    elif args.existing is not None or join_only:
         path = resolve_connection_file(args.existing or None)
-        return KernelLink.join(path, username, ssh=args.ssh)
-    return await KernelLink.start(args.kernel, username)
+        link = KernelLink.join(path, username, ssh=args.ssh)
+    else:
+        link = await KernelLink.start(args.kernel, username)
+    if role:
+        link.session_id = tool_session(role, uuid.uuid4().hex)
+    return link
 
 
 @contextlib.asynccontextmanager
@@ -68,14 +96,16 @@ async def connected(
     *,
     passive: bool = False,
     name: str = "",
+    role: str = "",
 ) -> AsyncIterator[KernelTransport]:
     """The one lifecycle: open the transport, connect, hand it over, always close.
 
     ``passive`` (watch, record, share): join only, no stdin or control channel,
-    never shut the kernel down.  A kernel this process started is shut down on
-    close.  Every transport is lossless: a broadcast is never dropped on our side.
+    never shut the kernel down; ``role`` names such a tool (:func:`open_link`).
+    A kernel this process started is shut down on close.  Every transport is
+    lossless: a broadcast is never dropped on our side.
     """
-    link = await open_link(args, join_only=passive, name=name)
+    link = await open_link(args, join_only=passive, name=name, role=role)
     try:
         await link.connect(args.timeout, stdin=not passive, control=not passive)
         yield link
@@ -122,7 +152,8 @@ def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") ->
 
 def mirror_for_link(link: KernelTransport, args: Namespace, stream: Any) -> Mirror:
     mirror = make_mirror(args, stream, language=link.language, me=link.session_id)
-    mirror.presence.set_state(link.state_at_connect)
+    if link.state_at_connect == "idle":  # the shell answered kernel_info: it runs, idle
+        mirror.feed_events([KernelBack(KERNEL, "", link.kernel_session)])
     link.on_bad_message = lambda: mirror.notice(
         "ignoring messages that fail the signature check (a client with the wrong key?)"
     )
@@ -139,36 +170,93 @@ class Shows(Protocol):
     @property
     def presence(self) -> Presence: ...
 
+    @property
+    def listeners(self) -> list[Callable[[Event], None]]: ...
+
     def notice(self, text: str) -> object: ...
 
+    def feed_events(self, events: list[Event]) -> object: ...
 
-async def heartbeat(link: KernelTransport, mirror: Shows, dead: asyncio.Event) -> None:
-    """Announce once when the kernel stops answering, and once when it is back.
 
-    Two missed checks in a row count as dead, so a quick restart by a peer is
-    not reported as a death.  A kernel we started is restarted for everyone.
+async def probe(link: KernelTransport) -> str | None:
+    """Ask ``kernel_info``: the session of the kernel that answers (None: no answer)."""
+    try:
+        reply = await link.request(link.probe(), PROBE_TIMEOUT)
+    except TimeoutError:
+        return None
+    header = reply.get("header")
+    session = header.get("session") if isinstance(header, dict) else None
+    if not isinstance(session, str) or session == link.session_id:  # IRkernel echoes ours
+        return ""
+    return session
+
+
+async def heartbeat(
+    link: KernelTransport,
+    mirror: Shows,
+    dead: asyncio.Event,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Tell the pipeline, as events, what the heartbeat and the clock say.
+
+    A :class:`Tick` every check; :class:`KernelGone` after ``DEAD_AFTER`` missed
+    checks, ``for_good`` after ``GONE_FOR_GOOD`` s; :class:`KernelBack` when it
+    beats again, with the session of the kernel that answers ``kernel_info``
+    (another one: it was restarted meanwhile).  A kernel we started is restarted
+    for everyone when it dies.  Any miss, and a kernel still ``starting``, is
+    followed by a probe, so a restart between two checks is seen too.
     """
     misses = 0
+    silent_since: float | None = None
+    for_good = False
+
+    def follow(ev: Event) -> None:  # ``dead`` says what the events said, whoever saw it first
+        if isinstance(ev, KernelGone):
+            dead.set()
+        elif isinstance(ev, KernelBack | KernelRestarted):
+            dead.clear()
+
+    mirror.listeners.append(follow)
     while True:
         await asyncio.sleep(HEARTBEAT_PERIOD)
-        beating = link.is_beating()
-        misses = 0 if beating else misses + 1
-        if misses == 2 and not dead.is_set():
-            dead.set()
-            mirror.presence.set_state("dead")
-            if link.manager is not None and not await link.manager.is_alive():
-                mirror.notice("the kernel died; restarting it (same connection file)")
-                try:
-                    await link.restart()
-                    mirror.presence.execution_count = 0
-                except Exception as exc:  # keep watching: a peer may bring it back
-                    mirror.notice(f"restarting the kernel failed: {exc}")
-            else:
-                mirror.notice("the kernel stopped answering (no heartbeat)")
-        elif beating and dead.is_set():
-            dead.clear()
-            mirror.presence.set_state("idle")
-            mirror.notice("the kernel is answering again")
+        now = clock()
+        mirror.feed_events([Tick(KERNEL, "", now)])
+        if not link.is_beating():
+            misses += 1
+            silent_since = now if silent_since is None else silent_since
+            if misses == DEAD_AFTER and not dead.is_set():
+                dead.set()
+                mirror.feed_events([KernelGone(KERNEL, "")])
+                if await _restart_own(link, mirror):
+                    dead.clear()
+                    misses, silent_since = 0, None
+            elif dead.is_set() and not for_good and now - silent_since >= GONE_FOR_GOOD:
+                for_good = True
+                mirror.feed_events([KernelGone(KERNEL, "", for_good=True)])
+            continue
+        missed, misses, silent_since, for_good = misses, 0, None, False
+        if missed or dead.is_set() or mirror.presence.state in ("starting", "unknown"):
+            session = await probe(link)
+            if session is not None or dead.is_set():
+                dead.clear()
+                mirror.feed_events([KernelBack(KERNEL, "", session or "")])
+
+
+async def _restart_own(link: KernelTransport, mirror: Shows) -> bool:
+    """Restart a kernel we started that died; True if it is back."""
+    if link.manager is None or await link.manager.is_alive():
+        return False
+    mirror.notice("the kernel died; restarting it (same connection file)")
+    try:
+        await link.restart()
+    except Exception as exc:  # keep watching: a peer may bring it back
+        mirror.notice(f"restarting the kernel failed: {exc}")
+        return False
+    session = await probe(link) or ""
+    me = Peer(link.session_id, link.username)
+    mirror.feed_events([KernelRestarted(me, "", session), KernelBack(KERNEL, "", session)])
+    return True
 
 
 def on_signals(
@@ -185,14 +273,21 @@ def on_signals(
             loop.add_signal_handler(sig, stop)
 
 
-async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: str) -> None:
-    """Show ``batches`` read-only until the user quits or a signal; then commit the rest."""
+async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: str) -> bool:
+    """Show ``batches`` read-only until the user quits, a signal, or the kernel is
+    gone for good (then True); commit the rest."""
     interactive = sys.stdout.isatty() and sys.stdin.isatty()
     if interactive:
         mirror.notice(f"watching {what} (read-only)")
     task = asyncio.ensure_future(mirror.run(batches))
+    ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, KernelGone) and ev.for_good and not ended.done():
+            ended.set_result("gone")
+
+    mirror.pipeline.listeners.append(on_event)
     try:
-        ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         on_signals(asyncio.get_running_loop(), ended, sigint=not interactive)
 
         def stop(_: object) -> None:  # the output failed, or the stream did
@@ -212,3 +307,4 @@ async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: 
     mirror.transcript.finish_all()
     mirror.flush()
     mirror.writer.flush_now()
+    return ended.done() and ended.result() == "gone"

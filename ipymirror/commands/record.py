@@ -15,8 +15,9 @@ whether the pipeline feeds a console (``ipymirror --record``) or nothing at all
   JSON can be written) is recorded raw (see the format), with one warning;
   the end line counts them.
 * ``record`` never executes: its only requests are ``kernel_info``.  It ends on
-  Ctrl-C, SIGTERM/SIGHUP, or the kernel's shutdown (not on a restart: the
-  stream continues and the restart is recorded).
+  Ctrl-C, SIGTERM/SIGHUP, or when the kernel is gone for good (a shutdown the
+  heartbeat confirms, or a silence longer than a restart takes); not on a
+  restart: the stream continues and the restart is recorded.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import AsyncIterable, Callable
 from typing import Any, TextIO
 
 from ipymirror.commands._lifecycle import background, connected, heartbeat, until_stopped
-from ipymirror.core.events import Event, KernelRestart
+from ipymirror.core.events import Event, KernelGone
 from ipymirror.core.pipeline import Pipeline
 from ipymirror.core.presence import Presence
 from ipymirror.core.protocol import msg_type_of
@@ -161,7 +162,7 @@ class Recorder:
             self.on_change()
 
     def status(self, room: Presence) -> str:
-        peers = sum(1 for p in room.peers.values() if p.session)
+        peers = len(room.others())
         return (
             f"● rec {self.messages:,} messages │ {self.cells:,} cells │ {peers} "
             f"peer{'s' if peers != 1 else ''} │ {human_bytes(self.bytes)} │ kernel {room.state}"
@@ -184,7 +185,7 @@ class NoTranscript(Transcript):
 
 async def feed_all(pipeline: Pipeline, batches: AsyncIterable[list[Message]]) -> None:
     async for batch in batches:
-        pipeline.feed(batch)
+        pipeline.feed(batch, time.monotonic())
 
 
 async def run_record(args: Namespace) -> ExitStatus:
@@ -197,7 +198,7 @@ async def run_record(args: Namespace) -> ExitStatus:
         if not ended.done():
             ended.set_result(why)
 
-    async with connected(args, passive=True) as link:
+    async with connected(args, passive=True, role="record") as link:
         recorder = Recorder.for_link(out, link, on_error=end)
         try:
             await _record(link, recorder, stream, out, end, ended)
@@ -228,8 +229,10 @@ async def _record(
     mirror.sinks.append(recorder.write)  # connect() saw IOPub deliver: nothing is missed
 
     def on_event(ev: Event) -> None:
-        if isinstance(ev, KernelRestart) and not ev.restart:
-            end("the kernel shut down")
+        # Not on a shutdown_reply alone (a peer can make the kernel say anything):
+        # when the heartbeat confirms it, or stays silent past a restart's time.
+        if isinstance(ev, KernelGone) and ev.for_good:
+            end("the kernel shut down" if ev.peer.session else "the kernel is gone")
 
     mirror.listeners.append(on_event)
     pump = asyncio.ensure_future(feed_all(mirror, link.iopub_batches()))

@@ -215,7 +215,10 @@ def cell_pauses(
 
 
 async def _replay_into(header: Header, records: Iterator[Record], args: Namespace) -> ExitStatus:
+    import uuid
+
     from ipymirror.commands._lifecycle import on_signals
+    from ipymirror.core.events import tool_session
     from ipymirror.transports.zmq import KernelLink, default_username, resolve_connection_file
 
     cells = recorded_cells(records)
@@ -229,6 +232,7 @@ async def _replay_into(header: Header, records: Iterator[Record], args: Namespac
         pauses = [0.0] * len(cells)
     path = resolve_connection_file(args.into_existing or None)
     link = KernelLink.join(path, args.name or default_username(), ssh=args.ssh)
+    link.session_id = tool_session("replay", uuid.uuid4().hex)  # a tool, not a person
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[Any] = loop.create_future()
     on_signals(loop, stop, sigint=True)

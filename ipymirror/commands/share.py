@@ -24,6 +24,7 @@ from ipymirror.transports.share.ticket import (
     load_host_file,
     new_host_keys,
     write_host_file,
+    write_viewer_file,
 )
 
 __all__ = ["run_share"]
@@ -45,7 +46,7 @@ async def run_share(args: Any) -> ExitStatus:
         binds = bind_pair(args.bind or DEFAULT_BIND)
     out = sys.stdout
     # The relay itself never loses a kernel message; a slow viewer may.
-    async with connected(args, passive=True, name="ipymirror-share") as link:
+    async with connected(args, passive=True, name="ipymirror-share", role="share") as link:
         relay = Relay(
             keys,
             link.kernel_info,
@@ -80,8 +81,16 @@ async def _serve(
         if old.pub and (old.pub, old.router) != (ticket.pub, ticket.router):
             print("» the address changed: viewers need the new ticket", file=out)
         print(
-            f"» ticket file: {args.ticket_file} (mode 0600; to revoke: stop, delete it, "
-            "start again)",
+            f"» ticket file: {args.ticket_file} (mode 0600). It holds the relay's secret "
+            "key: keep it private, never give it to viewers (give them the ticket, or "
+            "--viewer-ticket-file). To revoke: stop, delete it, start again",
+            file=out,
+        )
+    if getattr(args, "viewer_ticket_file", None):
+        write_viewer_file(args.viewer_ticket_file, ticket)
+        print(
+            f"» viewer ticket file: {args.viewer_ticket_file} (the ticket only, no relay "
+            f"key): ipymirror watch --ticket-file {args.viewer_ticket_file}",
             file=out,
         )
     print(f"» listening on {pub} and {router}; Ctrl-C stops", file=out, flush=True)

@@ -19,6 +19,7 @@ from ipymirror.commands._lifecycle import (
     mirror_for_link,
     watch_stream,
 )
+from ipymirror.core.events import KERNEL, KernelBack
 from ipymirror.errors import ExitStatus, MirrorError
 from ipymirror.transports.share.ticket import Ticket, read_ticket_file
 from ipymirror.transports.share.viewer import ViewerSource
@@ -30,11 +31,11 @@ async def run_watch(args: Namespace) -> ExitStatus:
     """``ipymirror watch``: a kernel read-only, or a relay's stream (``watch TICKET``)."""
     if getattr(args, "ticket", None) or getattr(args, "ticket_file", None):
         return await run_watch_relay(args)  # a relay's viewer: no kernel, no key
-    async with connected(args, passive=True) as link:
+    async with connected(args, passive=True, role="watch") as link:
         mirror = mirror_for_link(link, args, sys.stdout)
         async with background(heartbeat(link, mirror, asyncio.Event())):
             what = f"the {link.description} of {link.where}"
-            await watch_stream(mirror, link.iopub_batches(), what)
+            await watch_stream(mirror, link.iopub_batches(), what)  # ends when it is gone
     return ExitStatus.OK
 
 
@@ -47,8 +48,9 @@ async def run_watch_relay(args: Any) -> ExitStatus:
     try:
         await source.connect(args.timeout)
         mirror = make_mirror(args, sys.stdout, language=source.language)  # "me": nobody
-        mirror.presence.set_state("idle")  # the relay answered: so did the kernel, to the relay
-        source.notice, source.set_state = mirror.notice, mirror.presence.set_state
+        # the relay answered: so did the kernel, to the relay
+        mirror.feed_events([KernelBack(KERNEL, "")])
+        source.notice, source.on_kernel = mirror.notice, mirror.feed_events
         what = f"the {source.describe()} shared at {ticket.pub}"
         await watch_stream(mirror, source.batches(), what)
         return ExitStatus.OK

@@ -19,13 +19,32 @@ __all__ = [
     "Error",
     "Event",
     "ExecuteInput",
+    "KernelBack",
+    "KernelGone",
     "KernelRestart",
+    "KernelRestarted",
     "OutputDropped",
     "Peer",
     "Result",
     "Status",
     "Stream",
+    "Tick",
+    "is_tool",
+    "tool_session",
 ]
+
+#: Session ids of ipymirror's own tools (watch, record, share, replay) start with
+#: this, so every ipymirror can tell people from tools: ``ipym-<role>-<uuid>``.
+TOOL_PREFIX = "ipym-"
+
+
+def tool_session(role: str, unique: str) -> str:
+    """The session id a tool connects with (``role``: watch, record, share, replay)."""
+    return f"{TOOL_PREFIX}{role}-{unique}"
+
+
+def is_tool(session: str) -> bool:
+    return session.startswith(TOOL_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +61,10 @@ class Peer:
     @property
     def tag(self) -> str:
         """Short, stable tag that tells two sessions of one user apart."""
-        return self.session.replace("-", "")[:4] or "----"
+        session = self.session
+        if session.startswith(TOOL_PREFIX):  # ipym-watch-<uuid>: tag the unique part
+            session = session.split("-", 2)[-1]
+        return session.replace("-", "")[:4] or "----"
 
     @property
     def label(self) -> str:
@@ -123,13 +145,46 @@ class Status(Event):
 class KernelRestart(Event):
     """A ``shutdown_reply`` broadcast on IOPub (``restart`` tells which kind).
 
-    A Jupyter Server also says so itself, with a ``status`` of ``restarting`` (it
-    restarted a kernel that died: ``reason="died"``) or ``dead`` (that restart
-    failed: ``reason="dead"``); those come from the kernel, not from a peer.
+    Only a claim: a peer can make the kernel publish anything.  What happened is
+    told by :class:`KernelRestarted` (a new kernel seen) and :class:`KernelGone`.
     """
 
     restart: bool = False
-    reason: str = ""
+
+
+# -- synthetic events: made by the pipeline or the edges, never by a message --
+
+
+@dataclass(frozen=True, slots=True)
+class KernelRestarted(Event):
+    """A new kernel process is seen (its ``header.session`` changed, or it said
+    ``starting``).  ``peer`` is who asked for it; :data:`KERNEL` when unknown."""
+
+    session: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KernelGone(Event):
+    """The heartbeat stopped.  ``for_good``: long enough (or after a shutdown
+    that the silence confirms; ``peer`` then asked for it) that it will not come
+    back by itself."""
+
+    for_good: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KernelBack(Event):
+    """The kernel answers (at connect, or again after :class:`KernelGone`);
+    ``session`` is its ``header.session`` ('' when unknown)."""
+
+    session: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tick(Event):
+    """The time at the edge (seconds, any origin): the core keeps no clock."""
+
+    now: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

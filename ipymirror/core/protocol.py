@@ -34,7 +34,15 @@ from ipymirror.core.events import (
 )
 from ipymirror.core.sanitize import sanitize, strip_sgr
 
-__all__ = ["kernel_description", "kernel_language", "msg_type_of", "peer_of", "to_event"]
+__all__ = [
+    "is_server_message",
+    "kernel_description",
+    "kernel_language",
+    "kernel_session_of",
+    "msg_type_of",
+    "peer_of",
+    "to_event",
+]
 
 
 def _dict(value: Any) -> Mapping[str, Any]:
@@ -55,6 +63,33 @@ def _int(value: Any) -> int | None:
 
 def msg_type_of(msg: Mapping[str, Any]) -> str:
     return _str(_dict(msg.get("header")).get("msg_type") or msg.get("msg_type"))
+
+
+def kernel_session_of(msg: Mapping[str, Any]) -> str:
+    """The session of the kernel process that sent ``msg`` (its own ``header.session``).
+
+    '' when it tells nothing: IRkernel puts the requester's session there.
+    """
+    if not isinstance(msg, Mapping) or is_server_message(msg):
+        return ""
+    session = _str(_dict(msg.get("header")).get("session"))
+    return "" if session == _str(_dict(msg.get("parent_header")).get("session")) else session
+
+
+def is_server_message(msg: Mapping[str, Any]) -> bool:
+    """Sent by a Jupyter Server itself, not the kernel: its ``restarting``/``dead``
+    status and its rate-limit stderr.  They carry the *receiver's* session in
+    ``header.session``, which is no kernel's."""
+    content = _dict(msg.get("content"))
+    msg_type = msg_type_of(msg)
+    if msg_type == "status":
+        return content.get("execution_state") in ("restarting", "dead")
+    if msg_type == "stream" and content.get("name") == "stderr":
+        text = _str(content.get("text"))
+        return any(text.startswith(start) for start, _, _ in _RATE_LIMITS) and (
+            "Jupyter server will temporarily stop" in text
+        )
+    return False
 
 
 def peer_of(msg: Mapping[str, Any]) -> tuple[Peer, str]:
@@ -83,9 +118,13 @@ def _stream(peer: Peer, cell: str, c: Mapping[str, Any]) -> Event | None:
     if not text:
         return None
     name = "stderr" if c.get("name") == "stderr" else "stdout"
-    if name == "stderr" and text.startswith("IOPub "):
+    if (
+        name == "stderr"
+        and text.startswith("IOPub ")
+        and "Jupyter server will temporarily stop" in text
+    ):
         for start, limit, setting in _RATE_LIMITS:
-            if text.startswith(start) and "Jupyter server will temporarily stop" in text:
+            if text.startswith(start):
                 return OutputDropped(peer, cell, limit, setting)
     return Stream(peer, cell, name, text)
 
@@ -120,9 +159,9 @@ def _status(peer: Peer, cell: str, c: Mapping[str, Any], parent: Mapping[str, An
     if not state:
         return None
     if state == "restarting":  # a Jupyter Server's own: it restarts a kernel that died
-        return KernelRestart(peer, cell, restart=True, reason="died")
-    if state == "dead":  # a Jupyter Server's own: that restart failed
-        return KernelRestart(peer, cell, restart=False, reason="dead")
+        return KernelRestart(peer, cell, restart=True)  # a claim; the new kernel shows it
+    if state == "dead":  # a Jupyter Server's own: that restart failed; the heartbeat tells
+        return None
     return Status(peer, cell, state, _str(parent.get("msg_type")))
 
 
@@ -134,7 +173,8 @@ _HANDLERS: dict[str, Callable[[Peer, str, Mapping[str, Any]], Event | None]] = {
     "update_display_data": lambda p, m, c: _display(p, m, c, update=True),
     "clear_output": lambda p, m, c: ClearOutput(p, m, bool(c.get("wait"))),
     "error": _error,
-    "shutdown_reply": lambda p, m, c: KernelRestart(p, m, bool(c.get("restart"))),
+    "shutdown_reply": lambda p, m, c: KernelRestart(p, m, c.get("restart") is True),
+    "shutdown": lambda p, m, c: KernelRestart(p, m, c.get("restart") is True),  # xeus
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 import struct
 import zlib
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ __all__ = [
     "lexer_for",
     "pick_mime",
     "resolve_cr",
+    "wrap_cells",
 ]
 
 RESET = "\x1b[0m"
@@ -91,9 +93,63 @@ def resolve_cr(text: str) -> str:
     return out + "\r" if text.endswith("\r") else out
 
 
-def pick_mime(data: Mapping[str, Any]) -> str | None:
+#: Kernels other than Python's give text/plain as their console prints it (R's
+#: ``[1] 42``) beside a Markdown/HTML/LaTeX rendering that loses it: for them
+#: text/plain comes right after images.
+PLAIN_FIRST = (
+    *(m for m in MIME_PREFERENCE if m.startswith("image/")),
+    "text/plain",
+    *(m for m in MIME_PREFERENCE if not m.startswith("image/") and m != "text/plain"),
+)
+_PYTHON_LEXERS = frozenset({"", "python", "python3", "python2", "ipython", "ipython3", "ipython2"})
+
+
+_SGR_AT = re.compile(r"\x1b\[[0-9;:]*m")
+
+
+def wrap_cells(line: str, width: int) -> list[str]:
+    """``line`` cut into rows of at most ``width`` terminal cells (wide characters
+    count two, colour sequences none), so a gutter can start every row.
+
+    A colour active at a cut is closed at the row's end and opened again on the
+    next row.  Tabs are expanded first (their width depends on the column).
+    """
+    if len(line) <= width and (line.isascii() or len(line) * 2 <= width):
+        return [line]
+    if "\t" in line:
+        line = line.expandtabs(8)
+    from wcwidth import wcwidth
+
+    rows: list[str] = []
+    row: list[str] = []
+    used = 0
+    active: list[str] = []  # SGR sequences since the last reset
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        if ch == "\x1b":
+            m = _SGR_AT.match(line, i)
+            if m is not None:
+                seq = m.group()
+                row.append(seq)
+                active = [] if seq in ("\x1b[0m", "\x1b[m") else [*active, seq]
+                i = m.end()
+                continue
+        w = wcwidth(ch)
+        w = 0 if w < 0 else w
+        if used + w > width and used > 0:
+            rows.append("".join(row) + (RESET if active else ""))
+            row, used = list(active), 0
+        row.append(ch)
+        used += w
+        i += 1
+    rows.append("".join(row))
+    return rows
+
+
+def pick_mime(data: Mapping[str, Any], plain_first: bool = False) -> str | None:
     """The MIME type of ``data`` to show in a terminal, or None if nothing fits."""
-    for mime in MIME_PREFERENCE:
+    for mime in PLAIN_FIRST if plain_first else MIME_PREFERENCE:
         if mime in data:
             return mime
     return next((m for m in data if isinstance(m, str)), None)
@@ -221,6 +277,10 @@ class Renderer:
             text += " …"
         return self.paint(self.peer_sgr(peer) + _BOLD, text)
 
+    def own_header(self, count: int | None) -> str:
+        """Your own cell's context again, when its output resumes below another's."""
+        return self.paint(_GREEN, f"In [{count if count is not None else ' '}] …")
+
     def out_prompt(self, count: int | None) -> str:
         return self.paint(_RED, f"Out[{count if count is not None else ' '}]: ")
 
@@ -257,7 +317,7 @@ class Renderer:
         return self.clean(text).rstrip("\n").split("\n")
 
     def mime(self, data: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> list[str]:
-        mime = pick_mime(data)
+        mime = pick_mime(data, self.language.lower() not in _PYTHON_LEXERS)
         if mime is None:
             return []
         value = data[mime]

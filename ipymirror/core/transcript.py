@@ -11,13 +11,17 @@ Pure state machine, fed events, read by frontends.  Its rules:
 3. A cell's live output is committed when the cell ends (its ``idle``), when
    the newline arrives, or when too many cells are open (oldest first).
 4. Peers' lines carry a gutter, under a header in the peer's colour whenever the speaker
-   changes; your own cells look like a plain IPython console.
+   changes; your own cells look like a plain IPython console, and when your output
+   resumes after anyone else's lines it is under your own ``In [n] …`` again.
+   A cell is its requester's session *and* request id, so nobody's output can
+   land in another's cell.
 5. Everything is bounded: a partial line, a cell's live block, the number of
    open cells.  Whatever is dropped is announced by a notice line with a count.
 """
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -27,14 +31,17 @@ from ipymirror.core.events import (
     Error,
     Event,
     ExecuteInput,
+    KernelBack,
+    KernelGone,
     KernelRestart,
+    KernelRestarted,
     OutputDropped,
     Peer,
     Result,
     Status,
     Stream,
 )
-from ipymirror.core.render import MAX_TEXT, RESET, Renderer, resolve_cr
+from ipymirror.core.render import MAX_TEXT, RESET, Renderer, resolve_cr, wrap_cells
 
 __all__ = ["Transcript"]
 
@@ -61,9 +68,16 @@ class _Cell:
     clear_pending: bool = False
     dropped: int = 0  # live lines dropped to stay bounded
     cut_chars: int = 0  # characters cut from the front of an endless partial line
+    progress: set[str] = field(default_factory=set)  # streams whose partial line used \r
 
     def live_line_count(self) -> int:
         return sum(len(item.lines) for item in self.items)
+
+
+def _key(ev: Event) -> str:
+    """A cell is its requester's session and request id: a peer who reuses your
+    msg_id never writes into your cell (nor you into theirs)."""
+    return f"{ev.peer.session}\x00{ev.cell}"
 
 
 class Transcript:
@@ -77,6 +91,10 @@ class Transcript:
         self._displays: dict[str, str] = {}  # live display_id -> cell msg_id
         self._speaker: tuple[str, str] | None = None  # (session, cell) of last committed line
         self.version = 0  # bumps whenever live() would change
+        self._wide_width = -1
+        self._wide = re.compile("")
+        self._gone = False  # the heartbeat stopped and nothing came back yet
+        self._gone_for_good = False
         self._dropped: set[tuple[str, str]] = set()  # (cell, limit) already told
 
     # -- reading -------------------------------------------------------------
@@ -105,7 +123,8 @@ class Transcript:
                 lines.append(self.r.header(cell.peer, cell.count))
             lines.extend(self._decorate(cell.peer, body, False))
             for name, text in partials:
-                lines.extend(self._decorate(cell.peer, [text], name == "stderr"))
+                err = name == "stderr" and name not in cell.progress
+                lines.extend(self._decorate(cell.peer, [text], err))
         return lines
 
     # -- feeding -------------------------------------------------------------
@@ -123,18 +142,10 @@ class Transcript:
         elif isinstance(ev, ClearOutput):
             self._clear(ev)
         elif isinstance(ev, Status):
-            if ev.state == "idle" and ev.cell in self._cells:
-                self._finish(ev.cell)
-        elif isinstance(ev, KernelRestart):
-            for cell_id in list(self._cells):
-                self._finish(cell_id)
-            if ev.reason == "died":
-                self.notice("the kernel died; the server restarted it")
-            elif ev.reason == "dead":
-                self.notice("the kernel died and the server could not restart it")
-            else:
-                what = "restarted" if ev.restart else "shut down"
-                self.notice(f"kernel {what} by {ev.peer.label}")
+            if ev.state == "idle" and _key(ev) in self._cells:
+                self._finish(_key(ev))
+        elif isinstance(ev, KernelRestart | KernelRestarted | KernelGone | KernelBack):
+            self._lifecycle(ev)
         elif isinstance(ev, OutputDropped):
             self._dropped_output(ev)
 
@@ -147,6 +158,34 @@ class Transcript:
         self._dropped.add((ev.cell, ev.limit))
         word = _LIMIT_WORD.get(ev.limit, ev.limit)
         self.notice(f"the server dropped output: {word}; raise {ev.setting}")
+
+    def _lifecycle(self, ev: Event) -> None:
+        """One notice per change of the kernel's life; cells of a dead kernel end."""
+        who = ev.peer.label if ev.peer.session else "unknown"
+        if isinstance(ev, KernelRestart):  # a claim: the kernel may still answer
+            if not ev.restart:
+                self.notice(f"{who} asked the kernel to shut down")
+            return
+        if isinstance(ev, KernelBack):
+            if self._gone:
+                self._gone = False
+                self.notice("the kernel is answering again")
+            return
+        self.finish_all()
+        if isinstance(ev, KernelRestarted):
+            again = "the kernel is answering again; " if self._gone else ""
+            self._gone = False
+            self.notice(f"{again}kernel restarted by {who} (a new kernel: its variables are gone)")
+        elif isinstance(ev, KernelGone):
+            if ev.for_good and not self._gone_for_good:
+                self._gone = self._gone_for_good = True
+                if ev.peer.session:
+                    self.notice(f"the kernel shut down (asked by {who})")
+                else:
+                    self.notice("the kernel is gone (no heartbeat for a while)")
+            elif not self._gone:
+                self._gone = True
+                self.notice("the kernel stopped answering (no heartbeat)")
 
     def notice(self, text: str) -> None:
         """Commit a line of ipymirror's own (never attributed to a peer)."""
@@ -163,9 +202,9 @@ class Transcript:
         return bool(self.me) and peer.session == self.me
 
     def _cell(self, ev: Event) -> _Cell:
-        cell = self._cells.get(ev.cell)
+        cell = self._cells.get(_key(ev))
         if cell is None:
-            cell = self._cells[ev.cell] = _Cell(ev.peer)
+            cell = self._cells[_key(ev)] = _Cell(ev.peer)
             if len(self._cells) > MAX_OPEN_CELLS:
                 self._finish(next(iter(self._cells)))
         return cell
@@ -176,9 +215,13 @@ class Transcript:
         if self._mine(peer):
             return [f"{err}{line}{RESET}" if (err or "\x1b" in line) else line for line in lines]
         gutter = self.r.gutter(peer, stderr)
+        width = self.r.width  # the terminal's columns less the gutter
         return [
-            f"{gutter}{err}{line}{RESET}" if (err or "\x1b" in line) else gutter + line
+            f"{gutter}{err}{row}{RESET}"
+            if err or ("\x1b" in row and not row.endswith(RESET))
+            else gutter + row
             for line in lines
+            for row in wrap_cells(line, width)  # the gutter starts every row, wrapped too
         ]
 
     def _commit(self, peer: Peer, cell_id: str, lines: list[str], stderr: bool = False) -> None:
@@ -186,19 +229,23 @@ class Transcript:
         self._out.append("\n".join(self._decorate(peer, lines, stderr)) + "\n")
 
     def _speak(self, peer: Peer, cell_id: str) -> None:
-        """Emit a header when a different peer's cell takes the floor."""
+        """Emit a header when a different cell takes the floor: a peer's header,
+        or your own ``In [n] …`` when your output resumes after someone else's."""
         who = (peer.session, cell_id)
         if self._speaker == who:
             return
-        self._speaker = who
+        before, self._speaker = self._speaker, who
+        cell = self._cells.get(cell_id)
+        count = cell.count if cell else None
         if not self._mine(peer):
-            cell = self._cells.get(cell_id)
-            self._out.append(self.r.header(peer, cell.count if cell else None, cont=True) + "\n")
+            self._out.append(self.r.header(peer, count, cont=True) + "\n")
+        elif before is not None and count is not None:  # after someone else's lines
+            self._out.append(self.r.own_header(count) + "\n")
 
     def _commit_stream_text(self, peer: Peer, cell_id: str, text: str, stderr: bool) -> None:
         """Hot path: whole lines of plain text, decorated at C speed."""
         body = text[:-1]
-        if "\x1b" in body:
+        if "\x1b" in body or (not self._mine(peer) and self._too_wide(body)):
             self._commit(peer, cell_id, body.split("\n"), stderr)
             return
         self._speak(peer, cell_id)
@@ -208,6 +255,17 @@ class Transcript:
         else:
             start, end = gutter, ""
         self._out.append(start + body.replace("\n", end + "\n" + start) + end + "\n")
+
+    def _too_wide(self, body: str) -> bool:
+        """Whether a line of ``body`` may not fit beside the gutter (then it is wrapped)."""
+        width = self.r.width
+        if not body.isascii():
+            return len(body) * 2 > width  # cheap bound: at most 2 cells a character
+        if self._wide_width != width:
+            # anchored at line starts: each line is scanned once
+            self._wide_width = width
+            self._wide = re.compile(f"^[^\n]{{{width + 1}}}", re.M)
+        return self._wide.search(body) is not None
 
     def _stream(self, ev: Stream) -> None:
         cell = self._cell(ev)
@@ -221,10 +279,35 @@ class Transcript:
             return
         buf = resolve_cr(cell.partial.get(ev.name, "") + text)
         cut = buf.rfind("\n")
+        if stderr and ("\r" in text or "stderr" in cell.progress):
+            self._progress_stderr(ev, cell, text, buf, cut)
+            return
         if cut >= 0:
-            self._announce_cut(cell, ev.cell)
-            self._commit_stream_text(ev.peer, ev.cell, buf[: cut + 1], stderr)
+            self._announce_cut(cell, _key(ev))
+            self._commit_stream_text(ev.peer, _key(ev), buf[: cut + 1], stderr)
             buf = buf[cut + 1 :]
+        self._set_partial(cell, ev.name, buf)
+
+    def _progress_stderr(self, ev: Stream, cell: _Cell, text: str, buf: str, cut: int) -> None:
+        """stderr lines made only of ``\r`` rewrites (tqdm's bars) are progress,
+        shown like stdout; any other stderr line stays an error's colour."""
+        segments = text.replace("\r\n", "\n").split("\n")
+        flags = ["\r" in seg for seg in segments]
+        flags[0] = flags[0] or "stderr" in cell.progress
+        if cut >= 0:
+            self._announce_cut(cell, _key(ev))
+            lines = buf[:cut].split("\n")
+            start = 0
+            for i in range(1, len(lines) + 1):  # runs of lines with one style each
+                if i == len(lines) or flags[min(i, len(flags) - 1)] != flags[start]:
+                    chunk = "\n".join(lines[start:i]) + "\n"
+                    self._commit_stream_text(ev.peer, _key(ev), chunk, not flags[start])
+                    start = i
+            buf = buf[cut + 1 :]
+        if flags[-1] if cut >= 0 or len(flags) > 1 else flags[0]:
+            cell.progress.add("stderr")
+        else:
+            cell.progress.discard("stderr")
         self._set_partial(cell, ev.name, buf)
 
     def _set_partial(self, cell: _Cell, name: str, buf: str) -> None:
@@ -284,8 +367,10 @@ class Transcript:
         for name, text in list(cell.partial.items()):
             text = text.rstrip("\r")
             if text:
-                self._commit(cell.peer, cell_id, [text], name == "stderr")
+                err = name == "stderr" and name not in cell.progress
+                self._commit(cell.peer, cell_id, [text], err)
         cell.partial.clear()
+        cell.progress.clear()
 
     def _output(self, ev: Event, lines: list[str]) -> None:
         if not lines:
@@ -296,17 +381,18 @@ class Transcript:
         if cell.live:
             self._add_live(cell, None, lines)
             return
-        self._flush_partials(cell, ev.cell)
-        self._commit(ev.peer, ev.cell, lines)
+        self._flush_partials(cell, _key(ev))
+        self._commit(ev.peer, _key(ev), lines)
 
     def _execute_input(self, ev: ExecuteInput) -> None:
         cell = self._cell(ev)
         cell.count = ev.execution_count
         if self._mine(ev.peer):
-            return  # the prompt already shows what you typed
-        self._speaker = (ev.peer.session, ev.cell)
+            self._speaker = (ev.peer.session, _key(ev))  # under the prompt you typed it at
+            return
+        self._speaker = (ev.peer.session, _key(ev))
         self._out.append(self.r.header(ev.peer, ev.execution_count) + "\n")
-        self._commit(ev.peer, ev.cell, self.r.code(ev.code))
+        self._commit(ev.peer, _key(ev), self.r.code(ev.code))
 
     def _display(self, ev: Display) -> None:
         lines = self.r.mime(ev.data, ev.metadata)
@@ -329,15 +415,15 @@ class Transcript:
         if cell.clear_pending:
             self._do_clear(cell)
         if not cell.live:
-            self._flush_partials(cell, ev.cell)
+            self._flush_partials(cell, _key(ev))
             cell.live = True
         self._add_live(cell, ev.display_id, lines)
-        self._displays[ev.display_id] = ev.cell
+        self._displays[ev.display_id] = _key(ev)
 
     def _clear(self, ev: ClearOutput) -> None:
         cell = self._cell(ev)
         if not cell.live:
-            self._flush_partials(cell, ev.cell)
+            self._flush_partials(cell, _key(ev))
             cell.live = True
         if ev.wait:
             cell.clear_pending = True

@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+import time
+from collections.abc import AsyncIterable, Callable, Iterable
 
+from ipymirror.core.events import Event
 from ipymirror.core.pipeline import Message, Pipeline, Update
 from ipymirror.core.presence import Presence
 from ipymirror.core.render import Renderer
@@ -41,14 +43,22 @@ class Mirror:
     def presence(self) -> Presence:
         return self.pipeline.presence
 
+    @property
+    def listeners(self) -> list[Callable[[Event], None]]:
+        return self.pipeline.listeners
+
     def show(self, update: Update) -> None:
         self.writer.push(update.lines)
         if update.redraw:
             self.writer.refresh()
 
-    def feed(self, msgs: Iterable[Message]) -> None:
+    def feed(self, msgs: Iterable[Message], now: float | None = None) -> None:
         """Handle a batch of messages: one frame, one redraw at most."""
-        self.show(self.pipeline.feed(msgs))
+        self.show(self.pipeline.feed(msgs, now))
+
+    def feed_events(self, events: Iterable[Event]) -> None:
+        """Events from an edge (heartbeat, relay, clock): see Pipeline.feed_events."""
+        self.show(self.pipeline.feed_events(events))
 
     def notice(self, text: str) -> None:
         self.show(self.pipeline.notice(text))
@@ -58,4 +68,4 @@ class Mirror:
 
     async def run(self, batches: AsyncIterable[list[Message]]) -> None:
         async for batch in batches:
-            self.feed(batch)
+            self.feed(batch, time.monotonic())  # arrival time: who is active

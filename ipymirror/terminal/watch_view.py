@@ -14,7 +14,7 @@ from typing import Any
 
 from prompt_toolkit.key_binding import KeyBindings, KeyBindingsBase, merge_key_bindings
 
-from ipymirror.core.status import status_line
+from ipymirror.core.status import status_line, text_width
 from ipymirror.terminal.mirror import Mirror
 from ipymirror.terminal.widgets import live_text, status_app
 
@@ -39,8 +39,24 @@ class WatchView:
         self.app: Any = None
 
     def _status(self) -> str:
-        room = status_line(self.mirror.presence, self.mirror.renderer)
-        return f"{self.describe()} │ {room}" if self.describe else f"{room}  (q quits)"
+        """One row whatever the width: the room's part is cut to what is left."""
+        columns = self.app.output.get_size().columns if self.app is not None else 0
+        if columns:
+            self.mirror.renderer.width = max(20, columns - 2)  # wrapped peer lines follow
+        columns = columns or self.mirror.renderer.width + 2
+        if self.describe:
+            head = self.describe()
+            room = status_line(
+                self.mirror.presence,
+                self.mirror.renderer,
+                width=max(1, columns - text_width(head) - 3),
+            )
+            return f"{head} │ {room}"
+        hint = "  (q quits)"
+        room = status_line(
+            self.mirror.presence, self.mirror.renderer, width=max(1, columns - len(hint))
+        )
+        return room + hint
 
     def _make_app(self) -> Any:
         kb = KeyBindings()

@@ -18,6 +18,7 @@ __all__ = ["KernelTransport"]
 class KernelTransport(Protocol):
     where: str  # what the user named: a connection file, a URL
     kernel_info: dict[str, Any]
+    kernel_session: str  # header.session of the kernel that answered connect ('' unknown)
     state_at_connect: str
     bad_signatures: int  # messages that failed authentication (dropped)
     malformed: int  # signed messages that are not valid messages (delivered raw)
@@ -29,6 +30,8 @@ class KernelTransport(Protocol):
 
     @property
     def session_id(self) -> str: ...
+    @session_id.setter
+    def session_id(self, session: str) -> None: ...
     @property
     def username(self) -> str: ...
     @property
@@ -49,6 +52,7 @@ class KernelTransport(Protocol):
     def execute(
         self, code: str, *, allow_stdin: bool = True, stop_on_error: bool = True
     ) -> str: ...
+    def probe(self) -> str: ...  # kernel_info_request; its reply says which kernel answers
     def complete(self, code: str, cursor_pos: int) -> str: ...
     def is_complete(self, code: str) -> str: ...
     def inspect(self, code: str, cursor_pos: int, detail_level: int = 0) -> str: ...

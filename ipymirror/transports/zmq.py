@@ -86,6 +86,7 @@ class KernelLink:
         self.malformed = 0
         self.state_at_connect = "unknown"
         self.kernel_info: dict[str, Any] = {}
+        self.kernel_session = ""  # header.session of the kernel_info_reply: which kernel process
         self._early: list[dict[str, Any]] = []  # IOPub read while connecting
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -138,9 +139,10 @@ class KernelLink:
             await manager.start_kernel(stdout=log, stderr=log)
         except NoSuchKernel:
             log.close()
+            _remove_if_harmless(log_path)
+            hint = _INSTALL_HINTS.get(kernel_name, "see `jupyter kernelspec list`")
             raise MirrorError(
-                f"no such kernelspec: {kernel_name!r} (see `jupyter kernelspec list`)",
-                ExitStatus.KERNELSPEC,
+                f"no such kernelspec: {kernel_name!r} ({hint})", ExitStatus.KERNELSPEC
             ) from None
         except (OSError, RuntimeError) as exc:
             log.close()
@@ -178,6 +180,9 @@ class KernelLink:
                 f"kernel did not answer within {timeout:g} s: {self.where}", ExitStatus.UNREACHABLE
             ) from None
         self.kernel_info = reply.get("content") or {}
+        header = reply.get("header") or {}
+        session = str(header.get("session") or "") if isinstance(header, dict) else ""
+        self.kernel_session = "" if session == self.session_id else session  # IRkernel: ours
         # The shell answered, so no cell was running on it just now.
         self.state_at_connect = "idle"
         await self._await_iopub(timeout)
@@ -217,11 +222,18 @@ class KernelLink:
         self.client.stop_channels()
         if self._log is not None:
             self._log.close()
+            if shutdown:  # the kernel is gone: a log with nothing to say goes too
+                _remove_if_harmless(self._log.name)
 
     # -- requests ----------------------------------------------------------
     @property
     def session_id(self) -> str:
-        return self.client.session.session
+        return str(self.client.session.session)
+
+    @session_id.setter
+    def session_id(self, session: str) -> None:
+        """Our identity on the kernel (set before :meth:`connect`)."""
+        self.client.session.session = session
 
     @property
     def language(self) -> str:
@@ -276,6 +288,10 @@ class KernelLink:
     def execute(self, code: str, *, allow_stdin: bool = True, stop_on_error: bool = True) -> str:
         """Send ``execute_request``; returns its msg_id (await the reply with :meth:`request`)."""
         return str(self.client.execute(code, allow_stdin=allow_stdin, stop_on_error=stop_on_error))
+
+    def probe(self) -> str:
+        """Send ``kernel_info_request`` (no code runs); returns its msg_id."""
+        return str(self.client.kernel_info())
 
     def complete(self, code: str, cursor_pos: int) -> str:
         return str(self.client.complete(code, cursor_pos))
@@ -448,6 +464,39 @@ def raw_message(parts: list[Any]) -> tuple[dict[str, Any], str]:
     msg["buffers"] = [memoryview(bytes(b)) for b in parts[5:]]
     msg["raw"] = raw
     return msg, ", ".join(wrong) or "missing fields"
+
+
+#: How to get a kernelspec people often ask for by name.
+_INSTALL_HINTS = {
+    "bash": "install it: pip install bash_kernel && python -m bash_kernel.install",
+    "ir": "install it: R -e 'install.packages(\"IRkernel\"); IRkernel::installspec()' "
+    "(Debian: apt-get install r-cran-irkernel)",
+    "xpython": "install it: pip install xeus-python",
+}
+
+#: Lines kernels write to their log when all is well.
+_HARMLESS = (
+    "Kernel is running over TCP without encryption",  # ipykernel 7, on every start
+    "To connect another client to this kernel",
+    "NOTE: When using the `ipython kernel` entry point",
+)
+
+
+def _remove_if_harmless(path: str) -> None:
+    """Remove the log of a kernel we started when it is empty or says only
+    what every start says; a log with anything else is kept for the user."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(256 * 1024 + 1).decode("utf-8", "replace")
+    except OSError:
+        return
+    if len(text) > 256 * 1024:
+        return
+    for line in text.splitlines():
+        if line.strip() and not any(mark in line for mark in _HARMLESS):
+            return
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def _tunnel(client: AsyncKernelClient, connection_file: str, server: str) -> None:

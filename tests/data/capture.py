@@ -9,7 +9,11 @@ Rerun with ``python tests/data/capture.py``; it rewrites, next to itself:
   kernel_info_request and a complete_request, and finally the kernel is
   restarted (its ``shutdown_reply`` is broadcast on IOPub).
 * ``bash_iopub.jsonl``: a bash_kernel session where alice runs ``echo hi``.
-* ``ipykernel_cells.json``, ``bash_cells.json``: cell name -> request msg_id.
+* ``irkernel_iopub.jsonl``: an IRkernel session (``40 + 2``, a data.frame);
+  IRkernel sends results as ``display_data`` with text/plain beside HTML,
+  Markdown and LaTeX.  ``python tests/data/capture.py ir`` redoes this one only.
+* ``ipykernel_cells.json``, ``bash_cells.json``, ``irkernel_cells.json``: cell
+  name -> request msg_id.
 
 Every message alice's IOPub socket receives after her client is ready is
 saved, in order, one ``json.dumps(msg, default=str)`` per line.  Messages
@@ -180,6 +184,36 @@ def capture_bash() -> None:
     (HERE / "bash_cells.json").write_text(json.dumps({"echo": msg_id}, indent=2) + "\n")
 
 
+def ensure_ir_kernelspec() -> None:
+    """IRkernel's kernelspec in ``$JUPYTER_DATA_DIR`` (Debian: r-cran-irkernel)."""
+    spec = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels" / "ir" / "kernel.json"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
+    spec.write_text(json.dumps({"argv": argv, "display_name": "R", "language": "R"}))
+
+
+def capture_ir() -> None:
+    """``irkernel_iopub.jsonl``: alice runs ``40 + 2`` and a data.frame in R."""
+    from jupyter_client import KernelManager
+
+    ensure_ir_kernelspec()
+    km = KernelManager(kernel_name="ir", ip="127.0.0.1")
+    km.start_kernel()
+    msgs: list[dict] = []
+    ids = {}
+    try:
+        alice = _client(km, "alice")
+        alice.wait_for_ready(timeout=60)
+        for name, code in (("answer", "40 + 2"), ("frame", "data.frame(x = 1:2, y = c('a', 'b'))")):
+            ids[name] = alice.execute(code)
+            _until_idle(alice, ids[name], msgs)
+        alice.stop_channels()
+    finally:
+        km.shutdown_kernel(now=True)
+    _save(HERE / "irkernel_iopub.jsonl", msgs, km.session.key)
+    (HERE / "irkernel_cells.json").write_text(json.dumps(ids, indent=2) + "\n")
+
+
 CELL_IDS: dict[str, str] = {}
 
 
@@ -194,8 +228,12 @@ def main() -> None:
             os.environ[var] = os.path.join(tmp, sub)
             os.makedirs(os.environ[var])
         os.environ.pop("JUPYTER_PATH", None)
+        if sys.argv[1:] == ["ir"]:  # IRkernel only: python tests/data/capture.py ir
+            capture_ir()
+            return
         capture_ipykernel()
         capture_bash()
+        capture_ir()
 
 
 if __name__ == "__main__":

@@ -144,3 +144,10 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in quiet.stderr
     assert "Traceback" in loud.stderr and "MirrorError" in loud.stderr
     assert loud.returncode == quiet.returncode == ExitStatus.CONNECTION_FILE
+
+
+def test_missing_bash_kernelspec_says_how_to_install_it(jupyter_dirs):
+    # the sandbox has no bash kernelspec (conftest installs it only for bash tests)
+    msg = one_error_line(run_cli("--kernel", "bash"), ExitStatus.KERNELSPEC)
+    assert "pip install bash_kernel && python -m bash_kernel.install" in msg
+    assert not list(jupyter_dirs["runtime"].glob("*.log"))  # nothing left behind

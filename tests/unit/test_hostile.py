@@ -168,7 +168,7 @@ def test_empty_live_displays_are_capped():
     t.feed(ExecuteInput(BOB, "c1", "x", 1))
     for i in range(20_000):  # no lines each: capped by count, not only by lines
         t.feed(Display(BOB, "c1", {}, display_id=f"id{i}"))
-    cell = t._cells["c1"]
+    (cell,) = t._cells.values()
     assert len(cell.items) <= MAX_LIVE_LINES and len(t._displays) <= MAX_LIVE_LINES
 
 

@@ -6,16 +6,19 @@ import json
 from pathlib import Path
 
 from ipymirror.core.events import (
+    KERNEL,
     ClearOutput,
     Display,
     Error,
     ExecuteInput,
     KernelRestart,
+    KernelRestarted,
     Peer,
     Result,
     Status,
     Stream,
 )
+from ipymirror.core.pipeline import Pipeline
 from ipymirror.core.protocol import to_event
 from ipymirror.core.render import RESET, Renderer
 from ipymirror.core.transcript import (
@@ -229,7 +232,7 @@ def test_huge_partial_line_is_bounded_and_announced():
 
 
 def test_giant_stream_message_is_elided_with_a_notice():
-    t = plain()
+    t = Transcript(Renderer(color=False, width=120))  # its 99-character lines fit
     feed(t, ExecuteInput(BOB, "c1", "x", 1))
     line = "y" * 99 + "\n"
     n = MAX_STREAM_TEXT // len(line) + 20_000
@@ -396,9 +399,14 @@ def test_too_many_open_cells_commit_the_oldest():
 def test_kernel_restart_commits_everything_and_says_so():
     t = plain()
     feed(t, ExecuteInput(BOB, "c1", "x", 1), out(BOB, "c1", "half"))
-    text = feed(t, KernelRestart(CAROL, "r1", restart=True))
-    assert text == "│ half\n» kernel restarted by carol·4058\n"
+    assert feed(t, KernelRestart(CAROL, "r1", restart=True)) == ""  # a claim only
+    text = feed(t, KernelRestarted(CAROL, "r1", "new-kernel"))
+    assert (
+        text == "│ half\n» kernel restarted by carol·4058 (a new kernel: its variables are gone)\n"
+    )
     assert t.live() == []
+    text = feed(t, KernelRestarted(KERNEL, "", "newer-kernel"))
+    assert text == "» kernel restarted by unknown (a new kernel: its variables are gone)\n"
 
 
 # -------------------------------------------------------------------- colour
@@ -459,11 +467,11 @@ def _captured() -> list:
 
 
 def test_captured_ipykernel_session_as_a_peer():
-    t = plain()
-    text = ""
-    for ev in _captured():
-        t.feed(ev)
-        text += "".join(t.take())
+    pipeline = Pipeline(Renderer(color=False))
+    t = pipeline.transcript
+    path = Path(__file__).parent.parent / "data" / "ipykernel_iopub.jsonl"
+    with open(path, encoding="utf-8") as f:
+        text = "".join(pipeline.feed([json.loads(line) for line in f]).lines)
     assert t.live() == []
     lines = [line.rstrip() for line in text.split("\n")]  # rich pads to the width
     alice = next(line for line in lines if line.startswith("┌ alice·"))
@@ -486,3 +494,66 @@ def test_captured_ipykernel_session_as_a_peer():
     # silent print(1), attributed to alice after a continuation header
     assert "│ 1" in lines
     assert lines[-2].startswith("» kernel restarted by username·")
+
+
+# ------------------------------------------------ what you see is right (issue 9)
+
+
+def test_peer_line_wider_than_the_terminal_keeps_its_gutter_on_every_row():
+    from wcwidth import wcswidth
+
+    t = Transcript(Renderer(color=False, width=20))
+    feed(t, ExecuteInput(BOB, "c1", "x", 1))
+    text = feed(t, out(BOB, "c1", "a" * 45 + "\n" + "名" * 15 + "\n"))
+    rows = text.split("\n")[:-1]
+    assert rows == ["│ " + "a" * 20, "│ " + "a" * 20, "│ aaaaa", "│ " + "名" * 10, "│ " + "名" * 5]
+    assert all(wcswidth(row) <= 22 for row in rows)
+    # live (unfinished) lines and coloured lines too; a colour goes on across the cut
+    t = Transcript(Renderer(color=True, width=20))
+    feed(t, ExecuteInput(BOB, "c1", "x", 1))
+    feed(t, out(BOB, "c1", "\x1b[32m" + "g" * 30 + "\x1b[0m"))
+    live = t.live()
+    assert live == ["│ \x1b[32m" + "g" * 20 + RESET, "│ \x1b[32m" + "g" * 10 + "\x1b[0m"]
+    # your own lines are left to the terminal: no gutter to keep
+    t = Transcript(Renderer(color=False, width=20), me=BOB.session)
+    assert feed(t, ExecuteInput(BOB, "c1", "x", 1), out(BOB, "c1", "a" * 45 + "\n")) == (
+        "a" * 45 + "\n"
+    )
+
+
+def test_carriage_return_progress_on_stderr_is_neutral_real_stderr_stays_red():
+    r = Renderer(color=True)
+    t = Transcript(r)
+    feed(t, ExecuteInput(BOB, "c1", "x", 1))
+    for i in range(3):  # what tqdm writes
+        feed(t, out(BOB, "c1", f"\r{i * 50:3d}%|{'#' * i}  |", "stderr"))
+    assert t.live()[-1] == "│ 100%|##  |"  # no red
+    bar = feed(t, out(BOB, "c1", "\n", "stderr"))
+    assert bar == "│ 100%|##  |\n"
+    warn = feed(t, out(BOB, "c1", "Warning: real\n", "stderr"))
+    assert warn == "│ \x1b[31mWarning: real\x1b[0m\n"
+    mixed = feed(t, out(BOB, "c1", "\r 1%\r 2%\ndone?\n", "stderr"))
+    assert mixed == "│  2%\n│ \x1b[31mdone?\x1b[0m\n"
+    p = Transcript(Renderer(color=False))  # without colour: the stderr gutter marks it
+    feed(p, ExecuteInput(BOB, "c1", "x", 1), out(BOB, "c1", "\r50%\r99%\n", "stderr"))
+    assert feed(p, out(BOB, "c1", "oops\n", "stderr")) == "┆ oops\n"
+    assert feed(p, out(BOB, "c1", "\r1%\r2%", "stderr"), idle(BOB, "c1")) == "│ 2%\n"
+
+
+def test_your_output_after_a_peer_block_is_under_your_own_prompt_again():
+    me = Peer("ffff0000-0000-4000-8000-00000000000f", "me")
+    t = Transcript(Renderer(color=False), me=me.session)
+    feed(t, ExecuteInput(me, "m1", "loop()", 5))
+    assert feed(t, out(me, "m1", "mine 1\n")) == "mine 1\n"
+    text = feed(t, out(BOB, "b1", "bob's\n"), out(me, "m1", "mine 2\n"))
+    assert text == "┌ bob·8ce7 …\n│ bob's\nIn [5] …\nmine 2\n"
+
+
+def test_a_peer_reusing_your_msg_id_never_writes_into_your_cell():
+    me = Peer("ffff0000-0000-4000-8000-00000000000f", "me")
+    t = Transcript(Renderer(color=False), me=me.session)
+    feed(t, ExecuteInput(me, "same", "x", 1), ClearOutput(me, "same"))  # your cell is live
+    feed(t, out(me, "same", "mine\n"))
+    feed(t, ExecuteInput(BOB, "same", "y", 2), ClearOutput(BOB, "same"))
+    feed(t, out(BOB, "same", "forged\n"))
+    assert t.live() == ["mine", "│ forged"]  # (bob's header was committed with his code)

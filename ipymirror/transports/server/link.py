@@ -79,6 +79,7 @@ class ServerLink:
         self.kernel_id = kernel_id or target.kernel_id
         self.where = target.display
         self.kernel_info: dict[str, Any] = {}
+        self.kernel_session = ""  # header.session of the kernel_info_reply: which process
         self.state_at_connect = "unknown"
         self.bad_signatures = 0  # always 0: the server checks signatures, not us
         self.malformed = 0  # frames that are not kernel messages (dropped)
@@ -127,6 +128,11 @@ class ServerLink:
     def session_id(self) -> str:
         return str(self.session.session)
 
+    @session_id.setter
+    def session_id(self, session: str) -> None:
+        """Our identity (set before :meth:`connect`; kept across reconnects)."""
+        self.session.session = session
+
     @property
     def username(self) -> str:
         return str(self.session.username)
@@ -162,16 +168,20 @@ class ServerLink:
             asyncio.ensure_future(self._watch()),
         ]
         # On control: answered even while a cell runs on shell.
-        msg_id = self._send("kernel_info_request", {}, "control")
         try:
-            reply = await self.request(msg_id, timeout)
+            reply = await self.request(self.probe(), timeout)
         except TimeoutError:
             raise MirrorError(
                 f"kernel did not answer within {timeout:g} s: {self.where}",
                 ExitStatus.UNREACHABLE,
             ) from None
         self.kernel_info = reply.get("content") or {}
-        self.state_at_connect = state if state in ("idle", "busy", "starting") else "idle"
+        session = reply["header"].get("session")
+        self.kernel_session = (
+            session if isinstance(session, str) and session != self.session_id else ""
+        )
+        # It answered (on control: even mid-cell); the server knows whether a cell runs.
+        self.state_at_connect = "busy" if state == "busy" else "idle"
 
     async def _open(self) -> None:
         url = self.api.channels_url(self.kernel_id, self.session_id)
@@ -427,6 +437,10 @@ class ServerLink:
         if len(self._running) < MAX_RUNNING:  # ours runs from now on, busy seen or not
             self._running[msg_id] = self._outbox[-1][1]["header"]
         return msg_id
+
+    def probe(self) -> str:
+        """``kernel_info_request`` on control (answered even while a cell runs)."""
+        return self._send("kernel_info_request", {}, "control")
 
     def complete(self, code: str, cursor_pos: int) -> str:
         return self._send("complete_request", {"code": code, "cursor_pos": cursor_pos})

@@ -47,6 +47,7 @@ __all__ = [
     "new_host_keys",
     "read_ticket_file",
     "write_host_file",
+    "write_viewer_file",
 ]
 
 PREFIX = "ipym1:"
@@ -55,6 +56,10 @@ _ADDRESS = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d{1,5})")
 DEFAULT_BIND = "tcp://127.0.0.1:7788"
 _BIND = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+|\*):(\d{1,5})")
 _ANY = ("0.0.0.0", "*", "[::]", "[::0]")
+_VIEWER_NOTE = (
+    "# ipymirror viewer ticket: ipymirror watch --ticket-file THIS_FILE.\n"
+    "# It grants watching only and holds no relay key; anyone who has it can watch.\n"
+)
 _FILE_NOTE = (
     "# ipymirror share ticket. Viewers need only the line above (ipymirror watch TICKET).\n"
     "# The line below is the relay's own key: keep this file private (mode 0600).\n"
@@ -219,7 +224,19 @@ def load_host_file(path: str) -> HostKeys | None:
 
 def write_host_file(path: str, keys: HostKeys) -> None:
     """Write the ticket and the relay key to ``path``, mode 0600, atomically."""
-    text = f"{keys.ticket.encode()}\n{_FILE_NOTE}{keys.relay_line()}\n"
+    _write_private(path, f"{keys.ticket.encode()}\n{_FILE_NOTE}{keys.relay_line()}\n")
+
+
+def write_viewer_file(path: str, ticket: Ticket) -> None:
+    """Write a viewer's ticket file to ``path``: the ticket, never the relay's key.
+
+    Refuses to overwrite the relay's own ticket file (it would lose the key)."""
+    if os.path.lexists(path) and any(x.startswith(RELAY_PREFIX) for x in _lines(path)):
+        raise _bad(f"{path} is the relay's ticket file: give the viewers' file another name")
+    _write_private(path, f"{ticket.encode()}\n{_VIEWER_NOTE}")
+
+
+def _write_private(path: str, text: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ipymirror-ticket-")

@@ -31,6 +31,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from ipymirror.core.events import KERNEL, Event, KernelBack, KernelGone
 from ipymirror.errors import ExitStatus, MirrorError
 from ipymirror.recording.format import Header, RecordError, decode_header, decode_record
 from ipymirror.transports.share.relay import EVENTS, HELLO, TICK, TICK_PERIOD, WELCOME
@@ -131,8 +132,9 @@ class ViewerSource:
     """Message batches from a relay, for :meth:`Mirror.run`; reconnects by itself.
 
     ``connect()`` waits for the first welcome (whose header says the kernel's
-    language).  ``notice`` and ``set_state`` are how it tells the person
-    watching (a frontend sets them to its mirror's).
+    language).  ``notice`` and ``on_kernel`` (events: the relay's word on the
+    kernel's heartbeat) are how it tells the person watching (a frontend sets
+    them to its mirror's).
     """
 
     def __init__(
@@ -148,7 +150,7 @@ class ViewerSource:
         self.seq = Sequencer(max_held)
         self.header: Header | None = None
         self.notice: Callable[[str], None] = lambda text: None
-        self.set_state: Callable[[str], None] = lambda state: None
+        self.on_kernel: Callable[[list[Event]], object] = lambda events: None
         self.kernel_dead = False
         self.bad = 0  # frames from the relay that did not parse
         self._own_ctx = ctx is None  # many viewers in one process share one (benchmarks)
@@ -233,12 +235,7 @@ class ViewerSource:
     def _kernel(self, dead: bool) -> None:
         if dead != self.kernel_dead:
             self.kernel_dead = dead
-            self.set_state("dead" if dead else "idle")
-            self.notice(
-                "the kernel stopped answering (no heartbeat)"
-                if dead
-                else "the kernel is answering again"
-            )
+            self.on_kernel([KernelGone(KERNEL, "") if dead else KernelBack(KERNEL, "")])
 
     def _decode(self, records: list[bytes]) -> list[dict[str, Any]]:
         msgs = []

@@ -1,0 +1,96 @@
+"""The kernel's life told as events: restarts nobody announced, shutdowns nobody proved.
+
+Pure (no clock, no sockets): :class:`~ipymirror.core.pipeline.Pipeline` asks it,
+for every message and every event from an edge (the heartbeat, a relay), which
+synthetic events to feed.  Rules:
+
+* A kernel process is its ``header.session``.  Messages from a new one mean the
+  kernel was restarted, however it happened (``restart_kernel(now=True)``, a
+  crash a manager restarted, a kill): one :class:`KernelRestarted`, fed before
+  the new kernel's first event, so that cell is shown whole.  A ``starting``
+  status from a kernel that sends no session is a restart too.
+* A ``shutdown_reply`` is only a claim (a peer can make the kernel publish
+  anything).  Its peer is named as who restarted the kernel when a new kernel
+  follows before the old one says anything else; otherwise the restart is by
+  ``unknown`` (:data:`KERNEL`), never by a wrong name.
+* A :class:`KernelGone` after a shutdown claim (``restart: false``) is for good,
+  and its peer is who asked: the silence confirms it.  A claim the kernel
+  contradicts ends nothing.
+* A :class:`KernelBack` from a kernel of another session is a restart:
+  :class:`KernelRestarted` first, then the :class:`KernelBack`.
+* Kernels that tell no session of their own (IRkernel echoes the requester's)
+  are seen restarted when an ``execute_input`` counts lower than the last one.
+"""
+
+from __future__ import annotations
+
+from ipymirror.core.events import (
+    KERNEL,
+    Event,
+    ExecuteInput,
+    KernelBack,
+    KernelGone,
+    KernelRestart,
+    KernelRestarted,
+    Status,
+)
+
+__all__ = ["Lifecycle"]
+
+
+class Lifecycle:
+    def __init__(self) -> None:
+        self.session = ""  # the kernel process we know ('' until one is seen)
+        self._claim: KernelRestart | None = None  # the last shutdown_reply, not yet kept
+        self._count = 0  # the last execution count seen
+
+    def before(self, session: str, ev: Event | None) -> list[Event]:
+        """Synthetic events to feed before ``ev``, the event of a message whose
+        ``header.session`` is ``session``."""
+        out: list[Event] = []
+        if session and session != self.session:
+            if self.session:
+                out.append(self._restarted(session))
+            self.session = session
+        elif not session and self._new_kernel_without_session(ev):
+            out.append(self._restarted(""))
+        elif self._claim is not None and ev is not None and ev.cell != self._claim.cell:
+            self._claim = None  # the old kernel speaks on: the claim was not kept
+        if isinstance(ev, KernelRestart):
+            self._claim = ev
+        elif isinstance(ev, ExecuteInput) and ev.execution_count is not None:
+            self._count = ev.execution_count
+        return out
+
+    def edge(self, ev: Event) -> list[Event]:
+        """What an event from an edge becomes."""
+        if isinstance(ev, KernelBack) and ev.session:
+            if self.session and ev.session != self.session:
+                restarted = self._restarted(ev.session)
+                self.session = ev.session
+                return [restarted, ev]
+            self.session = ev.session
+        elif isinstance(ev, KernelGone) and not ev.for_good:
+            if self._claim is not None and not self._claim.restart:  # confirmed: named
+                return [KernelGone(self._claim.peer, self._claim.cell, for_good=True)]
+        elif isinstance(ev, KernelRestarted):  # the edge restarted it: it knows who
+            self._claim, self._count = None, 0
+            self.session = ev.session or self.session
+        return [ev]
+
+    def _new_kernel_without_session(self, ev: Event | None) -> bool:
+        if isinstance(ev, Status):
+            return ev.state == "starting"
+        return (
+            isinstance(ev, ExecuteInput)
+            and not self.session
+            and ev.execution_count is not None
+            and 0 < ev.execution_count < self._count
+        )
+
+    def _restarted(self, session: str) -> KernelRestarted:
+        claim, self._claim = self._claim, None
+        self._count = 0
+        if claim is not None and claim.restart:
+            return KernelRestarted(claim.peer, claim.cell, session)
+        return KernelRestarted(KERNEL, "", session)
