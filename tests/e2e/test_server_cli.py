@@ -275,3 +275,51 @@ def test_legacy_framing_and_pings_answered(terminal, ipymirror_argv, tmp_path, j
         assert not any("ping timeout" in line for line in server.log)
     finally:
         server.stop()
+
+
+def test_https_checks_the_certificate_unless_insecure(tmp_path, jupyter_dirs):
+    """A server with a self-signed certificate: refused (one line, status 8) with the
+    system's certificates; accepted only with --insecure."""
+    import subprocess as sp
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    sp.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    server = start_jupyter_server(
+        tmp_path / "tls",
+        "tok",
+        "/user/alice/",
+        f"--ServerApp.certfile={cert}",
+        f"--ServerApp.keyfile={key}",
+        scheme="https",
+    )
+    try:
+        url = f"https://127.0.0.1:{server.port}/user/alice/"
+        line = one_error_line(
+            run_cli("--existing", url, "--token", "tok", "--list"), ExitStatus.SERVER_UNREACHABLE
+        )
+        assert "certificate" in line and "--insecure" in line
+        proc = run_cli("--existing", url, "--token", "tok", "--list", "--insecure")
+        assert proc.returncode == 0, proc.stderr
+        assert "no kernel is running" in proc.stdout
+    finally:
+        server.stop()
