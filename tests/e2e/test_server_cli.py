@@ -106,9 +106,8 @@ def test_not_a_jupyter_server(html_server):
     assert "is not a Jupyter server" in line
 
 
-def test_forbidden_action_is_its_own_status(server, kernel_id, tmp_path):
-    """A token that is fine but may not start kernels: here, a kernelspec that does not exist
-    is refused differently (KERNELSPEC) -- and --ssh with a URL is a usage error."""
+def test_unknown_kernelspec_on_the_server_and_ssh_with_a_url(server, kernel_id, tmp_path):
+    """--server with a kernelspec the server lacks: KERNELSPEC; --ssh with a URL: USAGE."""
     proc = run_cli("--server", server.url, "--kernel", "nosuchkernel", "--token", server.token)
     one_error_line(proc, ExitStatus.KERNELSPEC)
     proc = run_cli("--existing", server.url, "--ssh", "host", "--token", server.token)
@@ -321,5 +320,32 @@ def test_https_checks_the_certificate_unless_insecure(tmp_path, jupyter_dirs):
         proc = run_cli("--existing", url, "--token", "tok", "--list", "--insecure")
         assert proc.returncode == 0, proc.stderr
         assert "no kernel is running" in proc.stdout
+    finally:
+        server.stop()
+
+
+def test_forbidden_when_the_token_may_not_execute(tmp_path, jupyter_dirs, monkeypatch):
+    """A server whose authorizer lets this user read kernels but not execute on them
+    (as a read-only share of JupyterLab would): the websocket is refused, status 11."""
+    (tmp_path / "readonly_auth.py").write_text(
+        "from jupyter_server.auth.authorizer import Authorizer\n\n"
+        "class ReadOnly(Authorizer):\n"
+        "    def is_authorized(self, handler, user, action, resource):\n"
+        "        return not (resource == 'kernels' and action == 'execute')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    server = start_jupyter_server(
+        tmp_path / "ro",
+        "tok",
+        "/user/alice/",
+        "--ServerApp.authorizer_class=readonly_auth.ReadOnly",
+    )
+    try:
+        kid = server.new_notebook_session("nb.ipynb")["kernel"]["id"]
+        line = one_error_line(
+            run_cli("--existing", f"{server.url}api/kernels/{kid}", "--token", "tok"),
+            ExitStatus.FORBIDDEN,
+        )
+        assert "refused the kernel's websocket (HTTP 403)" in line
     finally:
         server.stop()
