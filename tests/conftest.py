@@ -67,9 +67,29 @@ def jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, P
     # which ipykernel broadcasts as stream output nobody asked for.
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # Extra search paths from the outside could bring in foreign kernelspecs.
-    monkeypatch.delenv("JUPYTER_PATH", raising=False)
+    # ... and the sandbox's data dir comes first: jupyter_core puts a virtualenv's
+    # own share/jupyter before the user's, which would hide our python3.
+    monkeypatch.setenv("JUPYTER_PATH", str(dirs["data"]))
     monkeypatch.delenv("JUPYTER_CONFIG_PATH", raising=False)
+    _python3_kernelspec(dirs["data"])
     return dirs
+
+
+def _python3_kernelspec(data: Path) -> None:
+    """The sandbox's ``python3``: ipykernel whose IOPub never drops (support/lossless_kernel)."""
+    spec = data / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    launcher = Path(__file__).parent / "support" / "lossless_kernel.py"
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, str(launcher), "-f", "{connection_file}"],
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+                "metadata": {"debugger": True},
+            }
+        )
+    )
 
 
 # -------------------------------------------------------------------- kernels

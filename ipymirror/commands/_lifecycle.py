@@ -25,6 +25,8 @@ from ipymirror.core.events import (
 )
 from ipymirror.core.presence import Presence
 from ipymirror.core.render import Renderer
+from ipymirror.terminal.graphics import detect
+from ipymirror.terminal.images import ImagePainter, drawable_types
 from ipymirror.terminal.mirror import Mirror
 from ipymirror.terminal.watch_view import WatchView
 from ipymirror.terminal.writer import TerminalWriter
@@ -68,13 +70,14 @@ async def open_link(
     args: Namespace, *, join_only: bool = False, name: str = "", role: str = ""
 ) -> KernelTransport:
     """Join ``--existing`` (or, unless ``join_only``, start a kernel) as ``--name``
-    (else ``name``, else the login name); a server URL goes to the websocket transport.
+    (else ``name``, else the login name).  A server URL goes to the websocket transport.
 
     ``role`` marks one of ipymirror's own tools (watch, record, share, replay):
     its session id says so (:func:`tool_session`), and no ipymirror lists it
     among the people in the room.
     """
     username = args.name or name or default_username()
+    ip = getattr(args, "ip", "") or None
     link: KernelTransport
     if is_server_url(args.existing) or getattr(args, "server", None):
         from ipymirror.commands.server import open_server_link
@@ -82,9 +85,10 @@ async def open_link(
         link = await open_server_link(args, username, join_only=join_only)
     elif args.existing is not None or join_only:
         path = resolve_connection_file(args.existing or None)
-        link = KernelLink.join(path, username, ssh=args.ssh)
+        sshkey = getattr(args, "sshkey", "") or None
+        link = KernelLink.join(path, username, ssh=args.ssh, sshkey=sshkey, ip=ip)
     else:
-        link = await KernelLink.start(args.kernel, username)
+        link = await KernelLink.start(args.kernel, username, ip=ip)
     if role:
         link.session_id = tool_session(role, uuid.uuid4().hex)
     return link
@@ -143,11 +147,37 @@ async def until_stopped(
 
 
 def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") -> Mirror:
-    """The pipeline every viewing frontend uses, drawing on ``stream``."""
+    """The pipeline every viewing frontend uses, drawing on ``stream``.
+
+    Images: detected (or as ``--images`` says) here, before any prompt exists.
+    """
+    color = use_color(args, stream)
+    graphics = detect(getattr(args, "images", "auto") if color else "off", stdout=stream)
+    painter = None
+    if graphics.on:
+        painter = ImagePainter(graphics.protocol, graphics.cell, tmux=graphics.tmux)
+    rows = getattr(args, "image_rows", 20)
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        rows = max(1, min(rows, os.get_terminal_size(stream.fileno()).lines - 3))
     renderer = Renderer(
-        width=terminal_width(stream) - 2, color=use_color(args, stream), language=language
+        width=terminal_width(stream) - 2,
+        color=color,
+        language=language,
+        light=getattr(args, "colors", "") == "LightBG",
+        images=drawable_types() if painter is not None else frozenset(),
+        image_rows=rows,
+        cell=(1, 2) if graphics.protocol == "blocks" else graphics.cell,  # a pixel per half-cell
     )
-    return Mirror(renderer, TerminalWriter(stream, notice=renderer.notice), me=me)
+    writer = TerminalWriter(stream, notice=renderer.notice, painter=painter)
+    if painter is not None:
+        loop = asyncio.get_running_loop()
+
+        def redraw() -> None:  # called on the painter's thread
+            loop.call_soon_threadsafe(writer.refresh)
+
+        painter.on_ready = redraw
+        painter.start()  # the worker process starts now, off the event loop, not at a plot
+    return Mirror(renderer, writer, me=me)
 
 
 def mirror_for_link(link: KernelTransport, args: Namespace, stream: Any) -> Mirror:
@@ -304,7 +334,5 @@ async def watch_stream(mirror: Mirror, batches: AsyncIterable[list[Any]], what: 
         raise mirror.writer.error
     if task.done() and not task.cancelled() and task.exception() is not None:
         raise task.exception()  # type: ignore[misc]
-    mirror.transcript.finish_all()
-    mirror.flush()
-    mirror.writer.flush_now()
+    mirror.finish()
     return ended.done() and ended.result() == "gone"

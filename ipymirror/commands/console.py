@@ -1,31 +1,32 @@
 """The interactive console: your prompt at the bottom, everyone's cells above it.
 
-The prompt is a prompt_toolkit ``PromptSession`` whose message carries the
-live region (progress bars, live displays) and whose bottom toolbar is the
-status line; committed peer output is written above it by :class:`TerminalWriter`,
-which erases and redraws the prompt around each frame, so a half-typed line
-is never broken.  While your own cell runs, a small "busy" app takes the
-prompt's place: it keeps showing the live region and status, and turns
-Ctrl-C into an interrupt.
+The prompt is a prompt_toolkit ``PromptSession`` (:mod:`ipymirror.terminal.prompt`)
+whose message carries the live region and whose bottom toolbar is the status
+line; committed peer output is written above it by the TerminalWriter, so a
+half-typed line is never broken.  While your own cell runs, a small "busy" app
+takes the prompt's place and turns Ctrl-C into an interrupt.
+
+Your own replies are honoured as IPython's terminal does: a ``page`` payload
+(``len?``) is shown inline or in a pager, ``set_next_input`` (``%load``) fills
+your next prompt, ``ask_exit`` (``exit``) leaves, ``edit_magic`` opens $EDITOR.
+
+Leaving never destroys a shared kernel by accident: a kernel you joined is never
+shut down, and one you started is shut down only after asking, if others use it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import sys
 from argparse import Namespace
-from collections.abc import AsyncGenerator
 from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application import Application
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion
-from prompt_toolkit.document import Document
-from prompt_toolkit.formatted_text import ANSI
-from prompt_toolkit.history import FileHistory, InMemoryHistory
+from prompt_toolkit.enums import DEFAULT_BUFFER
+from prompt_toolkit.filters import has_focus
 from prompt_toolkit.key_binding import KeyBindings
-from prompt_toolkit.lexers import DynamicLexer
 
 from ipymirror.commands._lifecycle import (
     background,
@@ -34,81 +35,107 @@ from ipymirror.commands._lifecycle import (
     mirror_for_link,
     until_stopped,
 )
+from ipymirror.commands.leaving import (
+    banner_lines,
+    history_file,
+    leave,
+    leave_words,
+    simple_prompt_wanted,
+)
+from ipymirror.commands.pages import edit_file, show_page
 from ipymirror.commands.record import Recorder, check_target
 from ipymirror.core.events import Event, Peer, Status
 from ipymirror.core.presence import Running
-from ipymirror.core.render import lexer_for
-from ipymirror.core.status import status_line
+from ipymirror.core.replies import (
+    AskExit,
+    CompleteReply,
+    EditMagic,
+    InputRequest,
+    Page,
+    SetNextInput,
+    complete_reply,
+    execute_reply,
+    input_request,
+    is_complete_reply,
+)
 from ipymirror.errors import ExitStatus
+from ipymirror.terminal import prompt as tp
 from ipymirror.terminal.mirror import Mirror
-from ipymirror.terminal.widgets import STYLE, live_text, status_app
+from ipymirror.terminal.prompt_face import PromptFace
+from ipymirror.terminal.widgets import STYLE, status_app
 from ipymirror.transports.base import KernelTransport
 
 __all__ = ["Console", "run_console"]
 
-REQUEST_TIMEOUT = 2.0  # seconds to wait for is_complete / complete replies
-
-
-class KernelCompleter(Completer):
-    """Tab completion from the kernel's ``complete_reply``."""
-
-    def __init__(self, link: KernelTransport) -> None:
-        self.link = link
-
-    def get_completions(self, document: Document, complete_event: CompleteEvent):
-        return iter(())  # only the async path is used
-
-    async def get_completions_async(
-        self, document: Document, complete_event: CompleteEvent
-    ) -> AsyncGenerator[Completion, None]:
-        pos = document.cursor_position
-        try:
-            msg_id = self.link.complete(document.text, pos)
-            reply = await self.link.request(msg_id, REQUEST_TIMEOUT)
-        except TimeoutError:
-            return
-        content = reply.get("content") or {}
-        start = content.get("cursor_start", pos)
-        start = start if isinstance(start, int) else pos
-        for match in content.get("matches") or []:
-            if isinstance(match, str):
-                yield Completion(match, start_position=start - pos)
+REQUEST_TIMEOUT = 2.0  # seconds to wait for is_complete (Enter must not hang)
+COMPLETE_TIMEOUT = 60.0  # a first completion may load jedi: seconds, not a bug
+REPLY_GRACE = 5.0  # seconds to wait for execute_reply after the cell's idle
 
 
 class Console:
-    """Your prompt on a shared kernel."""
+    """Your prompt on a shared kernel.
+
+    ``options`` are the command's options (editing_mode, confirm_exit, pager…);
+    ``simple`` reads plain lines instead of drawing a prompt.  ``pt_input`` and
+    ``pt_output`` are for tests (prompt_toolkit's pipe input and DummyOutput).
+    """
 
     def __init__(
-        self, link: KernelTransport, mirror: Mirror, me: Peer, history: str | None
+        self,
+        link: KernelTransport,
+        mirror: Mirror,
+        me: Peer,
+        history: str | None,
+        options: Any = None,
+        *,
+        simple: bool = False,
+        pt_input: Any = None,
+        pt_output: Any = None,
     ) -> None:
         self.link = link
         self.mirror = mirror
         self.me = me
-        self._stdin_requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        link.on_stdin = self._stdin_requests.put_nowait
+        self.options = options if options is not None else Namespace()
+        self.simple = simple
+        if simple and pt_output is None:  # nothing of prompt_toolkit may reach the terminal
+            from prompt_toolkit.input import DummyInput
+            from prompt_toolkit.output import DummyOutput
+
+            pt_input, pt_output = DummyInput(), DummyOutput()
+        self._io = {"input": pt_input, "output": pt_output}
+        self._stdin_requests: asyncio.Queue[InputRequest] = asyncio.Queue()
+        link.on_stdin = lambda msg: self._stdin_requests.put_nowait(input_request(msg))
         self._mine_done: dict[str, asyncio.Event] = {}
         self.dead = asyncio.Event()  # set by the heartbeat watcher
         self._tasks: set[asyncio.Task[Any]] = set()
         self._typeahead: list[Any] = []  # KeyPresses typed while your cell ran
-        self._lexer: Any = None  # built after the first prompt is drawn (see _warm_up)
-        self._message_key: Any = None
-        self._message_ansi = ANSI("")
-        self._toolbar_key = -1
-        self._toolbar_ansi = ANSI("")
+        self._next_input = ""  # set_next_input: the text of your next prompt
+        self.exit_request: AskExit | None = None  # exit/quit typed
+        self.face = PromptFace(mirror, me, lambda: self.session.app)
+        self.reader = tp.LineReader() if simple else None
+        python = link.language.lower().startswith(("python", "ipython"))
+        self._python = python
         self.session: PromptSession[str] = PromptSession(
-            message=self._message,
-            bottom_toolbar=self._toolbar,
+            message=self.face.message,
+            bottom_toolbar=None if simple else self.face.toolbar,
             multiline=True,
             key_bindings=self._bindings(),
-            completer=KernelCompleter(link),
+            completer=tp.KernelCompleter(self._complete),
             complete_while_typing=False,
-            history=_history(history),
-            lexer=DynamicLexer(lambda: self._lexer),
-            prompt_continuation=self._continuation,
-            style=STYLE,
+            enable_history_search=True,
+            auto_suggest=tp.auto_suggest(_opt(self.options, "auto_suggest", True)),
+            history=tp.history_for(history),
+            input_processors=tp.input_processors(),
+            editing_mode=tp.editing_mode(_opt(self.options, "editing_mode", "emacs")),
+            prompt_continuation=self.face.continuation,
+            style=tp.prompt_style(STYLE, light=True),
             include_default_pygments_style=False,
+            **self.pt_io(),
         )
         self._busy_app = self._make_busy_app()
+
+    def pt_io(self) -> dict[str, Any]:
+        return {k: v for k, v in self._io.items() if v is not None}
 
     def _background(self, coro: Any) -> None:
         """Run a coroutine from a key binding, keeping a reference until it ends."""
@@ -116,57 +143,11 @@ class Console:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # -- what the prompt shows ----------------------------------------------
-    def _live_text(self) -> str:
-        return live_text(self.mirror, self.session.app.output.get_size().rows)
-
-    def _in_prompt(self) -> str:
-        return self.mirror.renderer.paint("\x1b[32m", f"In [{self.mirror.presence.next_count()}]: ")
-
-    def _message(self) -> ANSI:
-        app = self.session.app
-        size = app.output.get_size()
-        self.mirror.renderer.width = max(20, size.columns - 2)  # rich layouts follow resizes
-        # prompt_toolkit hides the bottom toolbar while it does not know the rows
-        # below the cursor (a terminal that ignores cursor position reports): then
-        # the status line goes above the prompt instead.
-        below = not app.is_done and not app.renderer.height_is_known
-        waiting = self.mirror.writer.pending_bytes() > 0  # then live lines are not shown
-        key = (
-            self.mirror.transcript.version,
-            self.mirror.presence.version,
-            size,
-            app.is_done,
-            below,
-            waiting,
-        )
-        if key != self._message_key:  # redrawn every frame of a flood: parse ANSI only on change
-            if app.is_done:
-                text = self._in_prompt()
-            else:
-                status = self._status() + "\n" if below else ""
-                text = self._live_text() + status + self._in_prompt()
-            self._message_key, self._message_ansi = key, ANSI(text)
-        return self._message_ansi
-
-    def _continuation(self, width: int, line_number: int, wrap_count: int) -> ANSI:
-        return ANSI(self.mirror.renderer.paint("\x1b[32m", "...: ".rjust(width)))
-
-    def _status(self) -> str:
-        return status_line(self.mirror.presence, self.mirror.renderer, self.me)
-
-    def _toolbar(self) -> ANSI:
-        if self._toolbar_key != self.mirror.presence.version:
-            self._toolbar_key, self._toolbar_ansi = (
-                self.mirror.presence.version,
-                ANSI(self._status()),
-            )
-        return self._toolbar_ansi
-
     def _bindings(self) -> KeyBindings:
         kb = KeyBindings()
+        mine = has_focus(DEFAULT_BUFFER)  # not while Ctrl-R's search field has the keys
 
-        @kb.add("enter")
+        @kb.add("enter", filter=mine)
         def _enter(event: Any) -> None:
             buf = event.current_buffer
             if buf.complete_state is not None and buf.complete_state.current_completion:
@@ -176,34 +157,47 @@ class Console:
             if self.dead.is_set() and doc.text.strip():
                 self.mirror.notice("the kernel is not answering: nothing sent, your input is kept")
                 return
-            if doc.text.strip() and not doc.is_cursor_at_the_end:
-                buf.insert_text("\n")
+            last = doc.line_count - doc.empty_line_count_at_the_end()
+            if doc.text.strip() and doc.cursor_position_row < last - 1:  # IPython's rule
+                buf.insert_text("\n" + tp.newline_indent(doc.text_before_cursor, self._python))
                 return
             if not doc.text.strip() or doc.text.endswith("\n"):
                 buf.validate_and_handle()
                 return
             self._background(self._submit_if_complete(buf))
 
-        @kb.add("escape", "enter")
-        @kb.add("c-j")
+        @kb.add("escape", "enter", filter=mine)
+        @kb.add("c-j", filter=mine)
         def _newline(event: Any) -> None:
-            event.current_buffer.insert_text("\n")
+            buf = event.current_buffer
+            buf.insert_text("\n" + tp.newline_indent(buf.document.text_before_cursor, self._python))
 
         return kb
+
+    async def _complete(self, code: str, pos: int) -> CompleteReply:
+        reply = await self.link.request(self.link.complete(code, pos), COMPLETE_TIMEOUT)
+        return complete_reply(reply, pos)
+
+    async def _is_complete(self, code: str) -> tuple[str, str]:
+        try:
+            reply = is_complete_reply(
+                await self.link.request(self.link.is_complete(code), REQUEST_TIMEOUT)
+            )
+        except TimeoutError:
+            return "unknown", ""
+        indent = reply.indent
+        if not indent and reply.status == "incomplete" and self._python:
+            indent = tp.newline_indent(code, True)
+        return reply.status, indent
 
     async def _submit_if_complete(self, buf: Any) -> None:
         """Enter: run the cell if the kernel says it is complete, else a new line."""
         code = buf.text
-        try:
-            reply = await self.link.request(self.link.is_complete(code), REQUEST_TIMEOUT)
-            content = reply.get("content") or {}
-        except TimeoutError:
-            content = {"status": "unknown"}
+        status, indent = await self._is_complete(code)
         if buf.text != code:  # typed on meanwhile: their keystrokes win
             return
-        if content.get("status") == "incomplete":
-            indent = content.get("indent")
-            buf.insert_text("\n" + (indent if isinstance(indent, str) else ""))
+        if status == "incomplete":
+            buf.insert_text("\n" + indent)
         else:
             buf.validate_and_handle()
 
@@ -220,7 +214,7 @@ class Console:
         def _interrupt(event: Any) -> None:
             self._background(self.link.interrupt())
 
-        return status_app(self._live_text, self._status, kb)
+        return status_app(self.face.live_text, self.face.status, kb, **self.pt_io())
 
     def on_event(self, ev: Event) -> None:
         """Pipeline listener: the idle of one of your cells ends its busy phase."""
@@ -229,8 +223,10 @@ class Console:
             if done is not None:
                 done.set()
 
-    async def _execute(self, code: str) -> None:
+    async def execute(self, code: str) -> None:
+        """Run your cell, answer its input requests, then act on its reply's payloads."""
         msg_id = self.link.execute(code, allow_stdin=True)
+        reply = asyncio.ensure_future(self.link.request(msg_id))
         done = self._mine_done[msg_id] = asyncio.Event()
         first_line = code.strip().split("\n", 1)[0]
         self.mirror.presence.running.setdefault(msg_id, Running(self.me, None, first_line))
@@ -243,13 +239,22 @@ class Console:
                     _first(done.wait(), self.dead.wait(), self._stdin_requests.get())
                 )
                 request = await self._run_busy(waiter)
-                if isinstance(request, dict):
+                if isinstance(request, InputRequest):
                     await self._answer_input(request)
+            try:
+                msg = await asyncio.wait_for(asyncio.shield(reply), REPLY_GRACE)
+            except TimeoutError:
+                return
+            for payload in execute_reply(msg).payloads:
+                await self._payload(payload)
         finally:
+            reply.cancel()
             self._mine_done.pop(msg_id, None)
             self.mirror.presence.running.pop(msg_id, None)
 
     async def _run_busy(self, waiter: asyncio.Future[Any]) -> Any:
+        if self.simple:
+            return await waiter
         app = self._busy_app
         self.mirror.writer.app = app
         waiter.add_done_callback(lambda _: app.exit() if app.is_running else None)
@@ -262,26 +267,51 @@ class Console:
             return None
         return waiter.result()
 
-    async def _answer_input(self, request: dict[str, Any]) -> None:
-        content = request.get("content") or {}
-        prompt = self.mirror.renderer.clean(str(content.get("prompt", "")))
-        reader: PromptSession[str] = PromptSession()
-        self.mirror.writer.app = reader.app
+    async def _answer_input(self, request: InputRequest) -> None:
+        prompt = self.mirror.renderer.clean(request.prompt)
         try:
-            value = await reader.prompt_async(prompt, is_password=bool(content.get("password")))
+            value = await self.ask(prompt, password=request.password)
         except (EOFError, KeyboardInterrupt):
             await self.link.interrupt()
             value = ""
+        self.link.input(value)
+
+    async def ask(self, prompt: str, *, password: bool = False) -> str:
+        """One line from you (input(), getpass, a question of ours)."""
+        if self.reader is not None:
+            return await self.reader.readline(prompt)
+        reader: PromptSession[str] = PromptSession(**self.pt_io())
+        self.mirror.writer.app = reader.app
+        try:
+            return await reader.prompt_async(prompt, is_password=password)
         finally:
             self.mirror.writer.app = None
-        self.link.input(value)
+
+    # -- payloads of your own replies --------------------------------------------
+    async def _payload(self, payload: Any) -> None:
+        if isinstance(payload, Page):
+            await show_page(self, payload.text, payload.start)
+        elif isinstance(payload, SetNextInput):
+            self._next_input = payload.text
+        elif isinstance(payload, AskExit):
+            self.exit_request = payload
+        elif isinstance(payload, EditMagic):
+            self._next_input = await edit_file(self, payload) or self._next_input
 
     # -- the main loop ----------------------------------------------------------
     def _warm_up(self) -> None:
-        """Compile the highlighter after start-up: pygments needs ~60 ms for Python."""
-        self._lexer = _lexer(self.link.language)
+        """Compile the highlighter after start-up (pygments needs ~60 ms for Python),
+        and let the kernel load its completer before your first Tab needs it."""
+        # Set on the session itself: its own DynamicLexer then sees a new lexer and
+        # re-lexes what was typed before (one nested DynamicLexer would hide it).
+        self.session.lexer = tp.prompt_lexer(self.link.language)
         self.mirror.renderer.code("x = 1")
         self.session.app.invalidate()
+        self._background(self._quiet_complete())
+
+    async def _quiet_complete(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await self._complete("len", 3)
 
     def _replay_typeahead(self) -> None:
         """Feed keys typed during your last cell to the new prompt, as IPython would."""
@@ -291,49 +321,60 @@ class Console:
             processor.feed_multiple(keys)
             processor.process_keys()
 
-    async def run(self) -> None:
+    async def read(self) -> str:
+        """Your next cell (EOFError: Ctrl-D / end of input; KeyboardInterrupt: Ctrl-C)."""
+        default, self._next_input = self._next_input, ""
+        if self.reader is not None:
+            return await self._read_simple(default)
+        self.mirror.writer.app = self.session.app
+        try:
+            return await self.session.prompt_async(default=default, pre_run=self._replay_typeahead)
+        finally:
+            self.mirror.writer.app = None
+
+    async def _read_simple(self, default: str) -> str:
+        assert self.reader is not None
+        if default:  # no editing here: the text is shown, an empty line runs it as it is
+            self.mirror.writer.push([f"{default}\n"])
+            self.mirror.writer.flush_now()
+        prompt = f"In [{self.mirror.presence.next_count()}]: "
+        return await self.reader.read_cell(prompt, self._is_complete) or default
+
+    async def run(self) -> AskExit | None:
+        """Prompt and run cells until you leave; what ``exit`` asked, if it was that."""
         self.session.app.min_redraw_interval = 0.01
         asyncio.get_running_loop().call_later(0.05, self._warm_up)
         while True:
-            self.mirror.writer.app = self.session.app
             try:
-                code = await self.session.prompt_async(pre_run=self._replay_typeahead)
+                code = await self.read()
             except KeyboardInterrupt:
                 continue
             except EOFError:
-                return
-            finally:
-                self.mirror.writer.app = None
-            if code.strip():
-                await self._execute(code)
+                return None
+            leaving = leave_words(code)
+            if leaving is not None:  # never sent: ipykernel (and R, bash) would end itself
+                self.exit_request = leaving
+            elif code.strip():
+                await self.execute(code)
+            if self.exit_request is not None:
+                return self.exit_request
+
+
+def _opt(options: Any, name: str, default: Any) -> Any:
+    value = getattr(options, name, None)
+    return default if value is None else value
 
 
 async def _first(*aws: Any) -> Any:
-    """The result of whichever awaitable finishes first (a dict wins a tie)."""
+    """The result of whichever awaitable finishes first (an input request wins a tie)."""
     tasks = [asyncio.ensure_future(a) for a in aws]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         results = [t.result() for t in done]
-        return next((r for r in results if isinstance(r, dict)), results[0])
+        return next((r for r in results if isinstance(r, InputRequest)), results[0])
     finally:
         for task in tasks:
             task.cancel()
-
-
-def _history(path: str | None) -> Any:
-    if path is None:
-        return InMemoryHistory()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return FileHistory(path)
-
-
-def _lexer(language: str) -> Any:
-    lexer = lexer_for(language)
-    if lexer is None:
-        return None
-    from prompt_toolkit.lexers import PygmentsLexer
-
-    return PygmentsLexer(type(lexer))
 
 
 async def run_console(args: Namespace) -> ExitStatus:
@@ -341,6 +382,9 @@ async def run_console(args: Namespace) -> ExitStatus:
     recording = getattr(args, "record", None)
     if recording:
         check_target(recording)  # refused before connecting, not after
+    if simple_prompt_wanted(args):
+        args.simple_prompt = True
+        args.no_color = True  # a plain line reader: no escape sequences at all
     async with connected(args) as link:
         recorder = Recorder.for_link(recording, link) if recording else None
         try:
@@ -351,18 +395,15 @@ async def run_console(args: Namespace) -> ExitStatus:
 
 
 async def _console(link: KernelTransport, args: Namespace, recorder: Recorder | None) -> ExitStatus:
-    from jupyter_core.paths import jupyter_data_dir
-
-    stream = sys.stdout
-    mirror = mirror_for_link(link, args, stream)
+    mirror = mirror_for_link(link, args, sys.stdout)
     me = Peer(link.session_id, link.username)
-    history = os.path.join(jupyter_data_dir(), "ipymirror", "history")
-    console = Console(link, mirror, me, history)
+    console = Console(link, mirror, me, history_file(link), args, simple=bool(args.simple_prompt))
     mirror.pipeline.listeners.append(console.on_event)
     if recorder is not None:
         recorder.on_error = recorder.on_warning = mirror.notice
         mirror.pipeline.sinks.append(recorder.write)
         mirror.notice(f"recording to {args.record}")
+    mirror.writer.push(banner_lines(link, mirror.renderer, whole=bool(getattr(args, "banner", 0))))
     if link.manager is not None:
         also = "" if "://" in link.where else "  (jupyter console --existing works too)"
         mirror.notice(
@@ -372,8 +413,18 @@ async def _console(link: KernelTransport, args: Namespace, recorder: Recorder | 
     else:
         mirror.notice(f"joined the {link.description} of {link.where} as {me.label}")
     async with background(mirror.run(link.iopub_batches()), heartbeat(link, mirror, console.dead)):
-        await until_stopped(asyncio.ensure_future(console.run()), sigint=False)
+        run = asyncio.ensure_future(console.run())
+        await until_stopped(run, sigint=False)
+        if (
+            run.done()
+            and not run.cancelled()
+            and not await leave(console, link, run.result(), args)
+        ):
+            link.keep_running()  # others use it: close() leaves it running
     if link.bad_signatures:
         mirror.notice(f"{link.bad_signatures} messages failed the signature check in all")
-    mirror.writer.flush_now()
+    try:
+        mirror.writer.flush_now()
+    finally:
+        mirror.close()
     return ExitStatus.OK

@@ -7,26 +7,32 @@ Two views of a recording, both pure functions of its records:
   ``clear_output`` and ``update_display_data`` applied as a notebook would.
   Output of executions that never broadcast their input (silent ones, or
   cells begun before the recording) has no cell and is left out.
-* **the terminal** (asciicast, HTML): the transcript exactly as ``watch``
+* **the terminal** (asciicast): the transcript exactly as ``watch``
   and ``replay`` draw it — same :class:`~ipymirror.core.transcript.Transcript`
   and :class:`~ipymirror.core.render.Renderer`, colours on.
+
+HTML is the cells drawn by :class:`~ipymirror.core.html.HtmlRenderer`, the
+renderer of the ``share --web`` page: it looks like the notebook.
 """
 
 from __future__ import annotations
 
-import html
-import io
+import base64
+import binascii
 import json
 import os
+import posixpath
 import re
 import sys
+import urllib.parse
 from argparse import Namespace
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ipymirror.core.cells import Cell, cells_of
+from ipymirror.core.html import HtmlRenderer
 from ipymirror.core.protocol import to_event
-from ipymirror.core.render import Renderer
+from ipymirror.core.render import Renderer, pick_mime
 from ipymirror.core.sanitize import strip_sgr
 from ipymirror.core.transcript import Transcript
 from ipymirror.errors import ExitStatus, MirrorError
@@ -111,18 +117,67 @@ def _output_text(out: Mapping[str, Any], r: Renderer) -> str:
     return "\n".join(r.mime(out.get("data", {}), out.get("metadata", {})))
 
 
-def to_markdown(header: Header, cells: list[Cell]) -> str:
-    """Code blocks and output blocks, for pasting into an issue."""
+IMAGE_FILES = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/svg+xml": ".svg",
+}
+
+
+def _image_file(out: Mapping[str, Any]) -> tuple[str, bytes] | None:
+    """(MIME type, file content) of an image output; None for other outputs or bad data."""
+    if out.get("output_type") not in ("display_data", "execute_result"):
+        return None
+    data = out.get("data") or {}
+    mime = pick_mime(data)
+    if mime is None or mime not in IMAGE_FILES or not isinstance(data.get(mime), str):
+        return None
+    value = data[mime]
+    if mime == "image/svg+xml":
+        return mime, value.encode("utf-8")
+    try:
+        return mime, base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def to_markdown(
+    header: Header, cells: list[Cell], files: dict[str, bytes] | None = None, folder: str = ""
+) -> str:
+    """Code blocks and output blocks, for pasting into an issue.
+
+    With ``files`` (a dict to fill), images become files ``folder/output_C_O.ext``
+    (cell C, output O, as nbconvert names them) linked from the text; without,
+    each image is its placeholder line.
+    """
     r = Renderer(width=WIDTH, color=False, language=header.lexer)
     parts = [f"Recorded with ipymirror from a {header.describe()}, {header.started}."]
-    for cell in cells:
+    for c, cell in enumerate(cells):
         count = cell.execution_count if cell.execution_count is not None else " "
         parts.append(f"**{r.clean(cell.peer.label)}** · In [{count}]")
         parts.append(_fence(cell.code, header.language))
-        text = "\n".join(t.rstrip("\n") for t in (_output_text(o, r) for o in cell.outputs) if t)
-        if text.strip():
-            parts.append(_fence(text))
+        texts: list[str] = []
+        for o, out in enumerate(cell.outputs):
+            image = _image_file(out) if files is not None else None
+            if image is None:
+                texts.append(_output_text(out, r))
+                continue
+            _text_block(parts, texts)
+            name = posixpath.join(folder, f"output_{c}_{o}{IMAGE_FILES[image[0]]}")
+            if files is not None:
+                files[name] = image[1]
+            parts.append(f"![{image[0]}]({urllib.parse.quote(name)})")
+        _text_block(parts, texts)
     return "\n\n".join(parts) + "\n"
+
+
+def _text_block(parts: list[str], texts: list[str]) -> None:
+    """Fence the text outputs collected so far (consecutive outputs share a block)."""
+    text = "\n".join(t.rstrip("\n") for t in texts if t)
+    if text.strip():
+        parts.append(_fence(text))
+    texts.clear()
 
 
 # ------------------------------------------------------------------- terminal
@@ -143,27 +198,17 @@ def transcript_text(header: Header, records: Iterable[Record], *, width: int = W
     return "".join(transcript.take())
 
 
-def to_html(header: Header, records: Iterable[Record], *, width: int = WIDTH) -> str:
-    """A self-contained page of the rendered session (rich's HTML export)."""
-    from rich.console import Console
-    from rich.text import Text
+def to_html(header: Header, cells: list[Cell]) -> str:
+    """A self-contained page that looks like the notebook (the page ``share --web`` draws).
 
-    console = Console(
-        record=True,
-        file=io.StringIO(),
-        width=width,
-        force_terminal=True,
-        color_system="256",
-        highlight=False,
-        markup=False,
-        emoji=False,
-    )
-    console.print(Text.from_ansi(transcript_text(header, records, width=width)))
-    from rich.terminal_theme import MONOKAI
-
-    page = console.export_html(theme=MONOKAI, inline_styles=True)
-    title = html.escape(f"ipymirror session: {header.describe()}, {header.started}")
-    return page.replace("<head>", f"<head>\n<title>{title}</title>", 1)
+    Same HTML renderer as the live page: images embedded as ``data:`` URIs,
+    Markdown and HTML outputs rendered and sanitised, no script at all.
+    """
+    r = HtmlRenderer(header.lexer)
+    title = f"ipymirror session: {header.describe()}, {header.started}"
+    intro = r.notice(f"recorded with ipymirror from a {header.describe()}, {header.started}")
+    body = "\n".join([intro, *(r.cell(cell, f"c{n}") for n, cell in enumerate(cells, 1))])
+    return r.document(title, body)
 
 
 def _rows(lines: list[str], width: int) -> int:
@@ -231,18 +276,33 @@ def default_output(path: str, fmt: str) -> str:
     return root + EXTENSIONS[fmt]
 
 
-def _render(fmt: str, header: Header, records: Iterator[Record]) -> Iterator[str]:
+def _render(
+    fmt: str,
+    header: Header,
+    records: Iterator[Record],
+    files: dict[str, bytes] | None = None,
+    folder: str = "",
+) -> Iterator[str]:
     if fmt == "ipynb":
         import nbformat
 
         yield nbformat.writes(to_notebook(header, notebook_cells(records)))
     elif fmt == "markdown":
-        yield to_markdown(header, notebook_cells(records))
+        yield to_markdown(header, notebook_cells(records), files, folder)
     elif fmt == "html":
-        yield to_html(header, records)
+        yield to_html(header, notebook_cells(records))
     else:
         for line in to_asciicast(header, records):
             yield line + "\n"
+
+
+def _write_files(where: str, files: Mapping[str, bytes]) -> None:
+    """Write ``files`` (relative names chosen by :func:`to_markdown`, never by a peer)."""
+    for name, data in files.items():
+        path = os.path.join(where, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
 
 
 async def run_export(args: Namespace) -> ExitStatus:
@@ -251,8 +311,11 @@ async def run_export(args: Namespace) -> ExitStatus:
         raise MirrorError(f"{out} is the recording itself; choose another -o", ExitStatus.USAGE)
     warnings: list[str] = []
     header, records = read_recording(args.input, warn=warnings.append)
-    with records:
-        text = "".join(_render(args.to, header, iopub(records)))  # whole: errors leave no half file
+    # Markdown to a file: images go to OUT's "name_files/" folder, as nbconvert does.
+    files: dict[str, bytes] | None = {} if args.to == "markdown" and out != "-" else None
+    folder = os.path.splitext(os.path.basename(out))[0] + "_files"
+    with records:  # whole: errors leave no half file
+        text = "".join(_render(args.to, header, iopub(records), files, folder))
     for warning in warnings:
         print(f"ipymirror: warning: {warning}", file=sys.stderr)
     if out == "-":
@@ -260,9 +323,11 @@ async def run_export(args: Namespace) -> ExitStatus:
         sys.stdout.flush()
         return ExitStatus.OK
     try:
+        if files:
+            _write_files(os.path.dirname(out), files)
         with open(out, "w", encoding="utf-8") as f:
             f.write(text)
     except OSError as exc:
         raise MirrorError(f"cannot write {out}: {exc.strerror or exc}") from None
-    print(f"wrote {out}")
+    print(f"wrote {out}" + (f" and {len(files)} images in {folder}/" if files else ""))
     return ExitStatus.OK

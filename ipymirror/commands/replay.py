@@ -334,6 +334,4 @@ async def _play(header: Header, records: Iterator[Record], args: Namespace) -> E
         task.cancel()
         return ExitStatus.OK
     finally:
-        mirror.transcript.finish_all()
-        mirror.flush()
-        mirror.writer.flush_now()
+        mirror.finish()

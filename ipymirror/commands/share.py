@@ -26,15 +26,42 @@ from ipymirror.transports.share.ticket import (
     write_host_file,
     write_viewer_file,
 )
+from ipymirror.transports.share.web import WebShare, parse_web_address, web_secret, web_url
 
 __all__ = ["run_share"]
 
 
-def _host_status(r: Relay) -> str:
-    refused = f" │ refused: {r.refused}" if r.refused else ""
+def _host_status(r: Relay, w: WebShare | None = None) -> str:
+    n = r.refused + (w.refused if w is not None else 0)
+    refused = f" │ refused: {n}" if n else ""
     ignored = f" │ ignored: {r.ignored}" if r.ignored else ""
     kernel = "ok" if r.kernel_state == b"ok" else "not answering"
-    return f"viewers: {r.viewers}{refused}{ignored} │ kernel: {kernel}"
+    web = f" │ browsers: {len(w.viewers)}" if w is not None else ""
+    if w is not None and w.cut_off:
+        web += f" │ cut off: {w.cut_off}"
+    return f"viewers: {r.viewers}{web}{refused}{ignored} │ kernel: {kernel}"
+
+
+async def _start_web(args: Any, keys: HostKeys, relay: Relay, language: str, out: Any) -> WebShare:
+    """Serve the page next to the relay (share --web); print its URL, a QR code on a terminal."""
+    host, port = parse_web_address(args.web)
+    secret = web_secret(keys.ticket.viewer_secret)
+    web = WebShare(
+        secret,
+        language=language,
+        cells=args.backlog_cells,
+        queue_bytes=int(args.web_queue * 2**20),
+    )
+    bound = await web.start(host, port)
+    web.seed(relay.backlog.records)  # the relay's backlog, then every batch it publishes
+    relay.observers.append(web.feed)
+    url = web_url(host, bound, secret, args.advertise)
+    print(f"» browsers open:  {url}", file=out)
+    if out.isatty():
+        import segno
+
+        segno.make(url, error="l").terminal(out=out, compact=True)
+    return web
 
 
 async def run_share(args: Any) -> ExitStatus:
@@ -44,6 +71,8 @@ async def run_share(args: Any) -> ExitStatus:
         binds = keys.binds  # a restart with the same ticket file: the same ports
     else:
         binds = bind_pair(args.bind or DEFAULT_BIND)
+    if args.web:
+        parse_web_address(args.web)  # a bad address fails before the kernel is touched
     out = sys.stdout
     # The relay itself never loses a kernel message; a slow viewer may.
     async with connected(args, passive=True, name="ipymirror-share", role="share") as link:
@@ -93,11 +122,24 @@ async def _serve(
             f"key): ipymirror watch --ticket-file {args.viewer_ticket_file}",
             file=out,
         )
-    print(f"» listening on {pub} and {router}; Ctrl-C stops", file=out, flush=True)
-    status = LiveLine(out, lambda: _host_status(relay))  # refused clients retry 10x a second
-    relay.on_change = status.changed
-    status.draw()
-    await until_stopped(asyncio.ensure_future(relay.run(link.iopub_batches(), link.is_beating)))
-    if status.tty:
-        out.write("\n")
-    return ExitStatus.OK
+    web = await _start_web(args, keys, relay, link.language, out) if args.web else None
+    try:
+        print(f"» listening on {pub} and {router}; Ctrl-C stops", file=out, flush=True)
+        status = LiveLine(out, lambda: _host_status(relay, web))  # refused: 10 retries a second
+
+        def changed() -> None:
+            status.changed()
+            if web is not None:
+                web.set_kernel_state(relay.kernel_state == b"ok")
+
+        relay.on_change = changed
+        if web is not None:
+            web.on_change = status.changed
+        status.draw()
+        await until_stopped(asyncio.ensure_future(relay.run(link.iopub_batches(), link.is_beating)))
+        if status.tty:
+            out.write("\n")
+        return ExitStatus.OK
+    finally:
+        if web is not None:
+            await web.close()

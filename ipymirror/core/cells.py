@@ -142,6 +142,18 @@ class CellBuilder:
             )
         return owner
 
+    def keep_last(self, n: int) -> list[Cell]:
+        """Forget all but the last ``n`` cells (a live view's bound); returns the forgotten."""
+        if len(self.cells) <= n:
+            return []
+        gone, self.cells = self.cells[: len(self.cells) - n], self.cells[len(self.cells) - n :]
+        kept = {id(c) for c in self.cells}
+        self._by_id = {k: c for k, c in self._by_id.items() if id(c) in kept}
+        outs = {id(o) for c in self.cells for o in c.outputs}
+        kept_displays = ((k, [o for o in v if id(o) in outs]) for k, v in self._displays.items())
+        self._displays = OrderedDict((k, v) for k, v in kept_displays if v)
+        return gone
+
     def _track(self, display_id: str, out: dict[str, Any]) -> None:
         outs = self._displays.setdefault(display_id, [])
         self._displays.move_to_end(display_id)

@@ -147,9 +147,13 @@ class KernelRestart(Event):
 
     Only a claim: a peer can make the kernel publish anything.  What happened is
     told by :class:`KernelRestarted` (a new kernel seen) and :class:`KernelGone`.
+    A Jupyter Server also says so itself, with a ``status`` of ``restarting`` (it
+    restarted a kernel that died: ``reason="died"``) or ``dead`` (that restart
+    failed: ``reason="dead"``); those come from the server, not from a peer.
     """
 
     restart: bool = False
+    reason: str = ""
 
 
 # -- synthetic events: made by the pipeline or the edges, never by a message --

@@ -21,7 +21,7 @@ from ipymirror.core.lifecycle import Lifecycle
 from ipymirror.core.presence import Presence
 from ipymirror.core.protocol import kernel_session_of, to_event
 from ipymirror.core.render import Renderer
-from ipymirror.core.transcript import Transcript
+from ipymirror.core.transcript import Chunk, Transcript
 
 __all__ = ["Message", "Pipeline", "Update"]
 
@@ -30,9 +30,9 @@ Message = dict[str, Any]
 
 @dataclass(frozen=True)
 class Update:
-    """What a batch changed: committed text to append, and whether to redraw."""
+    """What a batch changed: committed text (and pictures) to append, and whether to redraw."""
 
-    lines: list[str]
+    lines: list[Chunk]
     redraw: bool
 
 
@@ -96,7 +96,7 @@ class Pipeline:
 
     def update(self) -> Update:
         """Committed text since the last update, and whether live/status state moved."""
-        lines = self.transcript.take()
+        lines = self.transcript.take_chunks()
         seen = (self.transcript.version, self.presence.version)
         redraw = seen != self._seen
         self._seen = seen

@@ -159,9 +159,9 @@ def _status(peer: Peer, cell: str, c: Mapping[str, Any], parent: Mapping[str, An
     if not state:
         return None
     if state == "restarting":  # a Jupyter Server's own: it restarts a kernel that died
-        return KernelRestart(peer, cell, restart=True)  # a claim; the new kernel shows it
-    if state == "dead":  # a Jupyter Server's own: that restart failed; the heartbeat tells
-        return None
+        return KernelRestart(peer, cell, restart=True, reason="died")
+    if state == "dead":  # a Jupyter Server's own: that restart failed
+        return KernelRestart(peer, cell, restart=False, reason="dead")
     return Status(peer, cell, state, _str(parent.get("msg_type")))
 
 

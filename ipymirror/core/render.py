@@ -17,22 +17,36 @@ import struct
 import zlib
 from collections.abc import Mapping
 from functools import lru_cache
+from itertools import count
 from typing import Any
 
 from ipymirror.core.events import Peer
+from ipymirror.core.images import (
+    MAX_BYTES,
+    Picture,
+    cell_geometry,
+    display_dims,
+    image_dims,
+    too_many_pixels,
+)
 from ipymirror.core.sanitize import sanitize, strip_sgr
 
 __all__ = [
     "MAX_TEXT",
     "RESET",
     "RICH_LIMIT",
+    "Line",
     "Renderer",
     "image_summary",
     "lexer_for",
+    "peer_colour",
     "pick_mime",
     "resolve_cr",
     "wrap_cells",
 ]
+
+#: A line of output, or an image that takes ``rows`` lines (drawn by the terminal layer).
+Line = str | Picture
 
 RESET = "\x1b[0m"
 _RED = "\x1b[31m"
@@ -44,6 +58,10 @@ _DIM = "\x1b[2m"
 # 16-colour foregrounds (red is left to stderr and errors), so the terminal's
 # own theme keeps them readable on dark and light backgrounds.
 _PALETTE = (34, 35, 36, 32, 33, 94, 95, 96, 92, 93)
+# ``--colors LightBG``: 256-colour foregrounds dark enough to read on white
+# (contrast >= 4.5:1 against #ffffff; tests/e2e/test_console_config.py checks it).
+_LIGHT_PALETTE = ("38;5;19", "38;5;90", "38;5;23", "38;5;22", "38;5;130", "38;5;54", "38;5;88",
+                  "38;5;24", "38;5;94", "38;5;58")  # fmt: skip
 
 #: MIME types a terminal can show, best first.  Images beat their text/plain
 #: repr ("<Figure size 640x480>") because the placeholder says more.
@@ -182,8 +200,11 @@ def image_summary(mime: str, value: Any, metadata: Mapping[str, Any]) -> str:
     if mime == "image/svg+xml":
         size = len(raw.encode("utf-8", "replace"))
     else:
-        b64 = "".join(raw.split())
-        size = len(b64) * 3 // 4 - b64[-2:].count("=")
+        # No pass over a big image (this runs on the event loop): IPython does not wrap
+        # base64, so past 1 MB only a final newline is discounted.
+        newlines = raw.count("\n") if len(raw) < 1 << 20 else int(raw.endswith("\n"))
+        chars = len(raw) - newlines
+        size = chars * 3 // 4 - raw[-8:].rstrip()[-2:].count("=")
         if dims is None:
             try:
                 dims = _image_dims(mime, base64.b64decode(raw[:64].strip() + "==", validate=False))
@@ -212,17 +233,39 @@ def lexer_for(name: str) -> Any:
         return None
 
 
+def peer_colour(peer: Peer) -> int:
+    """The SGR foreground code of a peer's stable colour (terminal and HTML alike)."""
+    return _PALETTE[zlib.crc32(peer.session.encode()) % len(_PALETTE)]
+
+
 class Renderer:
     """Turns code, MIME bundles, tracebacks into lists of terminal lines.
 
     ``width`` is the usable width for rich layouts; ``color`` False gives plain
-    text (``--no-color``, ``NO_COLOR``, or a pipe).
+    text (``--no-color``, ``NO_COLOR``, or a pipe).  ``images`` are the MIME
+    types the terminal layer can draw (none: every image is its placeholder
+    line); they take at most ``image_rows`` rows of cells of ``cell`` pixels.
     """
 
-    def __init__(self, *, width: int = 80, color: bool = True, language: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        width: int = 80,
+        color: bool = True,
+        language: str = "",
+        light: bool = False,
+        images: frozenset[str] = frozenset(),
+        image_rows: int = 20,
+        cell: tuple[int, int] = (10, 20),
+    ) -> None:
         self.width = max(20, width)
         self.color = color
         self.language = language
+        self.light = light  # a light background: peer colours from the dark palette
+        self.images = images
+        self.image_rows = image_rows
+        self.cell = cell
+        self._keys = count(1)
 
     # -- styling helpers ---------------------------------------------------
     def paint(self, sgr: str, text: str) -> str:
@@ -257,7 +300,10 @@ class Renderer:
         return f"{text[:head_end]}{note}\n{text[tail_start:]}"
 
     def peer_sgr(self, peer: Peer) -> str:
-        return f"\x1b[{_PALETTE[zlib.crc32(peer.session.encode()) % len(_PALETTE)]}m"
+        if self.light:  # a light background: darker colours of their own
+            code = _LIGHT_PALETTE[zlib.crc32(peer.session.encode()) % len(_LIGHT_PALETTE)]
+            return f"\x1b[{code}m"
+        return f"\x1b[{peer_colour(peer)}m"
 
     def gutter(self, peer: Peer, stderr: bool = False) -> str:
         """The left margin that marks a peer's lines.
@@ -311,6 +357,38 @@ class Renderer:
             return []
         prompt = self.out_prompt(count)
         return [prompt + lines[0]] if len(lines) == 1 else [prompt, *lines]
+
+    def picture(self, data: Mapping[str, Any], metadata: Mapping[str, Any]) -> Picture | None:
+        """The image of ``data`` to draw, sized in cells; None: text (or its placeholder)."""
+        mime = pick_mime(data)
+        if mime is None or mime not in self.images:
+            return None
+        value = data[mime]
+        if not isinstance(value, str) or len(value) > MAX_BYTES:
+            return None
+        dims = image_dims(mime, value)
+        if dims is None or dims[0] < 1 or dims[1] < 1 or too_many_pixels(mime, dims):
+            return None
+        shown = display_dims(mime, dims, metadata)
+        cols, rows = cell_geometry(
+            *shown, max_cols=self.width, max_rows=self.image_rows, cell=self.cell
+        )
+        fallback = self.paint(_DIM, self.clean(image_summary(mime, value, metadata)))
+        return Picture(next(self._keys), mime, value, dims[0], dims[1], cols, rows, fallback)
+
+    def display(self, data: Mapping[str, Any], metadata: Mapping[str, Any]) -> list[Line]:
+        """A ``display_data``: its picture if it has one to draw, else its text lines."""
+        pic = self.picture(data, metadata)
+        return [pic] if pic is not None else list(self.mime(data, metadata))
+
+    def result_lines(
+        self, data: Mapping[str, Any], metadata: Mapping[str, Any], count: int | None
+    ) -> list[Line]:
+        """An ``execute_result`` with its picture below ``Out[n]:`` when it has one."""
+        pic = self.picture(data, metadata)
+        if pic is None:
+            return list(self.result(data, count))
+        return [self.out_prompt(count), pic]
 
     def traceback(self, ename: str, evalue: str, traceback: tuple[str, ...]) -> list[str]:
         text = "\n".join(traceback) if traceback else f"{ename}: {evalue}" if evalue else ename
@@ -373,4 +451,8 @@ class Renderer:
             return self.clean(text).split("\n")
         from rich.json import JSON
 
-        return self._rich(JSON(strip_sgr(sanitize(text))))
+        try:  # sanitising can break the JSON (a C1 control inside a string starts an OSC)
+            renderable = JSON(strip_sgr(sanitize(text)))
+        except ValueError:
+            return self.clean(text).split("\n")
+        return self._rich(renderable)

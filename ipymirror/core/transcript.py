@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 from ipymirror.core.events import (
     ClearOutput,
@@ -41,9 +42,25 @@ from ipymirror.core.events import (
     Status,
     Stream,
 )
-from ipymirror.core.render import MAX_TEXT, RESET, Renderer, resolve_cr, wrap_cells
+from ipymirror.core.images import Picture
+from ipymirror.core.render import MAX_TEXT, RESET, Line, Renderer, resolve_cr, wrap_cells
 
-__all__ = ["Transcript"]
+__all__ = ["Chunk", "Transcript", "plain"]
+
+#: What the transcript commits: text ending in a newline, or a picture (whole rows).
+Chunk = str | Picture
+
+
+def plain(chunks: Iterable[Line]) -> list[str]:
+    """Chunks or lines as text only: each picture as its placeholder line."""
+    out: list[str] = []
+    for chunk in chunks:
+        if isinstance(chunk, Picture):
+            out.extend(line + "\n" for line in chunk.lines())
+        else:
+            out.append(chunk)
+    return out
+
 
 MAX_OPEN_CELLS = 64
 MAX_LIVE_LINES = 400  # per cell; older live lines are counted, then dropped
@@ -55,7 +72,7 @@ MAX_STREAM_TEXT = MAX_TEXT  # characters of one stream message shown; the middle
 @dataclass
 class _Item:
     display_id: str | None
-    lines: list[str]
+    lines: list[Line]
 
 
 @dataclass
@@ -86,7 +103,7 @@ class Transcript:
     def __init__(self, renderer: Renderer, me: str = "") -> None:
         self.r = renderer
         self.me = me
-        self._out: list[str] = []
+        self._out: list[Chunk] = []
         self._cells: OrderedDict[str, _Cell] = OrderedDict()
         self._displays: dict[str, str] = {}  # live display_id -> cell msg_id
         self._speaker: tuple[str, str] | None = None  # (session, cell) of last committed line
@@ -95,11 +112,19 @@ class Transcript:
         self._wide = re.compile("")
         self._gone = False  # the heartbeat stopped and nothing came back yet
         self._gone_for_good = False
+        self._restart_told = False  # the server said it restarted the kernel
         self._dropped: set[tuple[str, str]] = set()  # (cell, limit) already told
 
     # -- reading -------------------------------------------------------------
     def take(self) -> list[str]:
-        """Committed chunks since the last call; each ends with a newline."""
+        """Committed chunks since the last call; each ends with a newline.
+
+        Pictures come as their placeholder lines: :meth:`take_chunks` keeps them.
+        """
+        return plain(self.take_chunks())
+
+    def take_chunks(self) -> list[Chunk]:
+        """Committed text chunks and pictures since the last call, in order."""
         out, self._out = self._out, []
         return out
 
@@ -107,10 +132,14 @@ class Transcript:
         return bool(self._out)
 
     def live(self) -> list[str]:
-        """Lines that may still change, oldest cell first."""
-        lines: list[str] = []
+        """Lines that may still change, oldest cell first (pictures as placeholders)."""
+        return [line.rstrip("\n") for line in plain(self.live_lines())]
+
+    def live_lines(self) -> list[Line]:
+        """Lines and pictures that may still change, oldest cell first."""
+        lines: list[Line] = []
         for cell_id, cell in self._cells.items():
-            body: list[str] = []
+            body: list[Line] = []
             if cell.dropped:
                 body.append(self.r.notice(f"… {cell.dropped:,} earlier lines not kept"))
             for item in cell.items:
@@ -134,7 +163,7 @@ class Transcript:
         elif isinstance(ev, ExecuteInput):
             self._execute_input(ev)
         elif isinstance(ev, Result):
-            self._output(ev, self.r.result(ev.data, ev.execution_count))
+            self._output(ev, self.r.result_lines(ev.data, ev.metadata, ev.execution_count))
         elif isinstance(ev, Display):
             self._display(ev)
         elif isinstance(ev, Error):
@@ -149,19 +178,17 @@ class Transcript:
         elif isinstance(ev, OutputDropped):
             self._dropped_output(ev)
 
-    def _dropped_output(self, ev: OutputDropped) -> None:
-        """One notice per cell and limit: the server may say it once per rate window."""
-        if (ev.cell, ev.limit) in self._dropped:
-            return
-        if len(self._dropped) >= MAX_OPEN_CELLS:
-            self._dropped.clear()
-        self._dropped.add((ev.cell, ev.limit))
-        word = _LIMIT_WORD.get(ev.limit, ev.limit)
-        self.notice(f"the server dropped output: {word}; raise {ev.setting}")
-
     def _lifecycle(self, ev: Event) -> None:
         """One notice per change of the kernel's life; cells of a dead kernel end."""
         who = ev.peer.label if ev.peer.session else "unknown"
+        if isinstance(ev, KernelRestart) and ev.reason:  # the server's own word: no claim
+            self.finish_all()
+            if ev.reason == "died":
+                self._restart_told = True  # the new kernel, when seen, is this restart
+                self.notice("the kernel died; the server restarted it")
+            else:
+                self.notice("the kernel died and the server could not restart it")
+            return
         if isinstance(ev, KernelRestart):  # a claim: the kernel may still answer
             if not ev.restart:
                 self.notice(f"{who} asked the kernel to shut down")
@@ -175,6 +202,9 @@ class Transcript:
         if isinstance(ev, KernelRestarted):
             again = "the kernel is answering again; " if self._gone else ""
             self._gone = False
+            if self._restart_told:
+                self._restart_told = False
+                return
             self.notice(f"{again}kernel restarted by {who} (a new kernel: its variables are gone)")
         elif isinstance(ev, KernelGone):
             if ev.for_good and not self._gone_for_good:
@@ -186,6 +216,16 @@ class Transcript:
             elif not self._gone:
                 self._gone = True
                 self.notice("the kernel stopped answering (no heartbeat)")
+
+    def _dropped_output(self, ev: OutputDropped) -> None:
+        """One notice per cell and limit: the server may say it once per rate window."""
+        if (ev.cell, ev.limit) in self._dropped:
+            return
+        if len(self._dropped) >= MAX_OPEN_CELLS:
+            self._dropped.clear()
+        self._dropped.add((ev.cell, ev.limit))
+        word = _LIMIT_WORD.get(ev.limit, ev.limit)
+        self.notice(f"the server dropped output: {word}; raise {ev.setting}")
 
     def notice(self, text: str) -> None:
         """Commit a line of ipymirror's own (never attributed to a peer)."""
@@ -209,24 +249,41 @@ class Transcript:
                 self._finish(next(iter(self._cells)))
         return cell
 
-    def _decorate(self, peer: Peer, lines: list[str], stderr: bool) -> list[str]:
+    def _decorate(self, peer: Peer, lines: Sequence[Line], stderr: bool) -> list[Line]:
         """Add the gutter (peers) and stderr colour; reset colours at line end."""
         err = self.r.stderr_sgr() if stderr else ""
-        if self._mine(peer):
-            return [f"{err}{line}{RESET}" if (err or "\x1b" in line) else line for line in lines]
-        gutter = self.r.gutter(peer, stderr)
+        mine = self._mine(peer)
+        gutter = "" if mine else self.r.gutter(peer, stderr)
         width = self.r.width  # the terminal's columns less the gutter
-        return [
-            f"{gutter}{err}{row}{RESET}"
-            if err or ("\x1b" in row and not row.endswith(RESET))
-            else gutter + row
-            for line in lines
-            for row in wrap_cells(line, width)  # the gutter starts every row, wrapped too
-        ]
+        out: list[Line] = []
+        for line in lines:
+            if isinstance(line, Picture):
+                out.append(replace(line, gutter=gutter))
+            elif mine:
+                out.append(f"{err}{line}{RESET}" if (err or "\x1b" in line) else line)
+            else:
+                for row in wrap_cells(line, width):  # the gutter starts every row, wrapped too
+                    if err or ("\x1b" in row and not row.endswith(RESET)):
+                        out.append(f"{gutter}{err}{row}{RESET}")
+                    else:
+                        out.append(gutter + row)
+        return out
 
-    def _commit(self, peer: Peer, cell_id: str, lines: list[str], stderr: bool = False) -> None:
+    def _commit(
+        self, peer: Peer, cell_id: str, lines: Sequence[Line], stderr: bool = False
+    ) -> None:
         self._speak(peer, cell_id)
-        self._out.append("\n".join(self._decorate(peer, lines, stderr)) + "\n")
+        run: list[str] = []
+        for line in self._decorate(peer, lines, stderr):
+            if isinstance(line, Picture):
+                if run:
+                    self._out.append("\n".join(run) + "\n")
+                    run = []
+                self._out.append(line)
+            else:
+                run.append(line)
+        if run:
+            self._out.append("\n".join(run) + "\n")
 
     def _speak(self, peer: Peer, cell_id: str) -> None:
         """Emit a header when a different cell takes the floor: a peer's header,
@@ -328,7 +385,7 @@ class Transcript:
         self.version += 1
 
     def _add_live(
-        self, cell: _Cell, display_id: str | None, lines: list[str], stderr: bool = False
+        self, cell: _Cell, display_id: str | None, lines: Sequence[Line], stderr: bool = False
     ) -> None:
         if stderr and self.r.color:
             lines = [f"{self.r.stderr_sgr()}{line}{RESET}" for line in lines]
@@ -372,7 +429,7 @@ class Transcript:
         cell.partial.clear()
         cell.progress.clear()
 
-    def _output(self, ev: Event, lines: list[str]) -> None:
+    def _output(self, ev: Event, lines: Sequence[Line]) -> None:
         if not lines:
             return
         cell = self._cell(ev)
@@ -395,7 +452,7 @@ class Transcript:
         self._commit(ev.peer, _key(ev), self.r.code(ev.code))
 
     def _display(self, ev: Display) -> None:
-        lines = self.r.mime(ev.data, ev.metadata)
+        lines = self.r.display(ev.data, ev.metadata)
         if ev.display_id is None:
             if not ev.update:
                 self._output(ev, lines)

@@ -66,6 +66,20 @@ class Mirror:
     def flush(self) -> None:
         self.show(self.pipeline.update())
 
+    def finish(self) -> None:
+        """At the end: what was still live is final, everything is written, then close."""
+        self.pipeline.transcript.finish_all()
+        self.flush()
+        try:
+            self.writer.flush_now()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop drawing images (pending ones are dropped): exit is not held up by them."""
+        if self.writer.painter is not None:
+            self.writer.painter.close()
+
     async def run(self, batches: AsyncIterable[list[Message]]) -> None:
         async for batch in batches:
             self.feed(batch, time.monotonic())  # arrival time: who is active

@@ -14,6 +14,10 @@ Rules this writer keeps:
   notice line says how many — never silently.  A file or a pipe is not a
   terminal: past the bound the writer waits for it (blocking) and drops nothing.
 * Writes go straight to the file descriptor in bytes: no per-line work.
+* A picture is drawn by the ``painter`` in its worker; frames write
+  everything before it, then wait (the loop still runs) until it is ready, so
+  the text after a plot never overtakes it.  Without a painter, or on failure,
+  it is its placeholder line.
 * A write error (a full disk, a closed pipe) is final: nothing more is
   written, :attr:`TerminalWriter.error` holds the one line to say, ``on_error``
   is called, and every later :meth:`push` or :meth:`flush_now` raises it, so
@@ -23,20 +27,24 @@ Rules this writer keeps:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import select
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from ipymirror.core.images import Picture
 from ipymirror.errors import MirrorError
+from ipymirror.terminal.images import ImagePainter, fallback
 
 __all__ = ["TerminalWriter"]
 
 FRAME_MIN, FRAME_MAX = 32 * 1024, 256 * 1024  # bytes per frame, adapted between these
 FRAME_TARGET = 0.01  # seconds a frame should take; the loop gets a turn after each
 MAX_PENDING = 16 * 1024 * 1024  # bytes waiting for the terminal, at most
+EXIT_WAIT = 2.0  # seconds flush_now waits for pictures still drawing; then placeholders
 
 
 class TerminalWriter:
@@ -54,6 +62,7 @@ class TerminalWriter:
         max_pending: int = MAX_PENDING,
         notice: Callable[[str], str] = lambda s: f"» {s}",
         terminal: bool | None = None,
+        painter: ImagePainter | None = None,
     ) -> None:
         self.stream = stream
         try:
@@ -67,7 +76,8 @@ class TerminalWriter:
         self.app: Any = None
         self.max_pending = max_pending
         self._notice = notice
-        self._pending: deque[bytes] = deque()
+        self.painter = painter
+        self._pending: deque[bytes | _Drawing] = deque()
         self._size = 0
         self._scheduled = False
         self.frame_bytes = 64 * 1024
@@ -75,17 +85,26 @@ class TerminalWriter:
         self.lines_dropped = 0
         self._unannounced = 0  # dropped lines the screen has not been told about yet
         self.frames = 0
+        self.held = False  # a pager or an editor owns the screen: keep lines until release()
 
     # -- input side ----------------------------------------------------------
-    def push(self, chunks: list[str]) -> None:
-        """Queue committed chunks (each ending in a newline) and schedule a frame."""
+    def push(self, chunks: Sequence[str | Picture]) -> None:
+        """Queue committed chunks (text ending in a newline, or pictures); schedule a frame."""
         if self.error is not None:
             raise self.error
         if not chunks:
             return
-        data = "".join(chunks).encode("utf-8", "replace")
-        self._pending.append(data)
-        self._size += len(data)
+        text: list[str] = []
+        for chunk in chunks:
+            if isinstance(chunk, Picture):
+                if text:
+                    self._append("".join(text).encode("utf-8", "replace"))
+                    text = []
+                self._append_picture(chunk)
+            else:
+                text.append(chunk)
+        if text:
+            self._append("".join(text).encode("utf-8", "replace"))
         if self._size > self.max_pending:
             if self.terminal:
                 self._shed()
@@ -93,9 +112,46 @@ class TerminalWriter:
                 self._drain()
         self._schedule()
 
+    def _append(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._size += len(data)
+
+    def _append_picture(self, pic: Picture) -> None:
+        if self.painter is None:
+            self._append(fallback(pic))
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (tests, shutdown): draw now
+            self._append(self.painter.encode(pic))
+            return
+        drawing = _Drawing(self.painter.submit(pic), fallback(pic), pic.rows)
+        drawing.future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._schedule))
+        self._pending.append(drawing)
+        self._size += len(drawing.fallback)
+
+    def _ready(self) -> bool:
+        """Is there something a frame can write now (not just a picture still drawing)?"""
+        if not self._pending:
+            return False
+        head = self._pending[0]
+        return not isinstance(head, _Drawing) or head.future.done()
+
+    def _wait_head(self, deadline: float | None = None) -> None:
+        """Block until the picture at the head of the queue is drawn, or ``deadline``
+        (monotonic) passes: then it is its placeholder (exit must not wait long)."""
+        head = self._pending[0] if self._pending else None
+        if isinstance(head, _Drawing) and not head.future.done():
+            timeout = 10.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            concurrent.futures.wait([head.future], timeout=timeout)
+            if not head.future.done():
+                head.future.cancel()
+                head.future = _done(head.fallback)
+
     def _drain(self) -> None:
         """A file or pipe: wait for it (write now, blocking) down to half the cap."""
         while self._pending and self._size > self.max_pending // 2 and self.error is None:
+            self._wait_head()
             self._write(self._take(FRAME_MAX))
         if self.error is not None:
             raise self.error
@@ -107,6 +163,12 @@ class TerminalWriter:
         """
         while self._pending and self._size > self.max_pending // 2:
             data = self._pending.popleft()
+            if isinstance(data, _Drawing):
+                data.future.cancel()
+                self._size -= len(data.fallback)
+                self.lines_dropped += data.rows
+                self._unannounced += data.rows
+                continue
             self._size -= len(data)
             dropped = data.count(b"\n")
             self.lines_dropped += dropped
@@ -124,10 +186,18 @@ class TerminalWriter:
             except RuntimeError:  # no loop (tests, shutdown): write now
                 self._frame()
 
+    def hold(self) -> None:
+        """Stop writing (lines still queue, within the cap) while something else owns the screen."""
+        self.held = True
+
+    def release(self) -> None:
+        self.held = False
+        self._schedule()
+
     def _frame(self) -> None:
         self._scheduled = False
-        if not self._pending and not self._unannounced:
-            return
+        if self.held or (not self._ready() and not self._unannounced):
+            return  # held by a pager; or a picture still drawing schedules the next frame
         app = self.app
         start = time.monotonic()
         data = self._take(self.frame_bytes)
@@ -141,7 +211,7 @@ class TerminalWriter:
             self.frame_bytes = min(FRAME_MAX, self.frame_bytes * 2)
         elif elapsed > FRAME_TARGET * 2:
             self.frame_bytes = max(FRAME_MIN, self.frame_bytes // 2)
-        if self._pending:
+        if self._ready():
             self._schedule()
 
     @staticmethod
@@ -179,7 +249,18 @@ class TerminalWriter:
         parts: list[bytes] = []
         size = 0
         while self._pending and size < limit:
-            data = self._pending.popleft()
+            head = self._pending[0]
+            if isinstance(head, _Drawing):
+                if not head.future.done():
+                    break
+                self._pending.popleft()
+                self._size -= len(head.fallback)
+                data = head.result()
+                parts.append(data)  # whole: never split inside an escape sequence
+                size += len(data)
+                continue
+            self._pending.popleft()
+            data = head
             room = limit - size
             if len(data) > room:
                 cut = data.rfind(b"\n", 0, room) + 1 or data.find(b"\n", room) + 1
@@ -188,7 +269,7 @@ class TerminalWriter:
                     data = data[:cut]
             parts.append(data)
             size += len(data)
-        self._size -= size
+            self._size -= len(data)
         if self._unannounced:
             note = f"… {self._unannounced:,} lines not shown: the terminal could not keep up"
             parts.insert(0, self._notice(note).encode() + b"\n")
@@ -239,10 +320,37 @@ class TerminalWriter:
 
     def flush_now(self) -> None:
         """Write everything pending synchronously (before exit); raises a write error."""
+        deadline = time.monotonic() + EXIT_WAIT
         while (self._pending or self._unannounced) and self.error is None:
+            self._wait_head(deadline)
             self._write(self._take(FRAME_MAX))
         if self.error is not None:
             raise self.error
+
+
+class _Drawing:
+    """A picture the painter is drawing: its future bytes, and what to write instead."""
+
+    __slots__ = ("fallback", "future", "rows")
+
+    def __init__(
+        self, future: concurrent.futures.Future[bytes], fallback: bytes, rows: int
+    ) -> None:
+        self.future = future
+        self.fallback = fallback
+        self.rows = rows
+
+    def result(self) -> bytes:
+        try:
+            return self.future.result(timeout=0)
+        except BaseException:  # cancelled, or the worker failed: the placeholder
+            return self.fallback
+
+
+def _done(data: bytes) -> concurrent.futures.Future[bytes]:
+    future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+    future.set_result(data)
+    return future
 
 
 def _isatty(stream: Any) -> bool:

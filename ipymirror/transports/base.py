@@ -12,7 +12,23 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-__all__ = ["KernelTransport"]
+from ipymirror.core.protocol import kernel_description, kernel_language
+
+__all__ = ["KernelInfo", "KernelTransport"]
+
+
+class KernelInfo:
+    """What every transport derives from the kernel's ``kernel_info_reply``."""
+
+    kernel_info: dict[str, Any]
+
+    @property
+    def language(self) -> str:
+        return kernel_language(self.kernel_info)
+
+    @property
+    def description(self) -> str:
+        return kernel_description(self.kernel_info)
 
 
 class KernelTransport(Protocol):
@@ -45,6 +61,7 @@ class KernelTransport(Protocol):
         self, timeout: float, *, stdin: bool = True, control: bool = True
     ) -> None: ...
     async def close(self, shutdown: bool | None = None) -> None: ...
+    def keep_running(self) -> None: ...  # a kernel we started: close() leaves it running
     def is_beating(self) -> bool: ...
     def iopub_batches(self) -> AsyncIterator[list[dict[str, Any]]]: ...
     async def pending_iopub(self) -> list[dict[str, Any]]: ...

@@ -35,8 +35,8 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.session import new_id
 from jupyter_core.paths import jupyter_runtime_dir
 
-from ipymirror.core.protocol import kernel_description, kernel_language
 from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.transports.base import KernelInfo
 
 __all__ = ["KernelLink", "raw_message", "resolve_connection_file"]
 
@@ -71,7 +71,7 @@ def default_username() -> str:
         return "anonymous"
 
 
-class KernelLink:
+class KernelLink(KernelInfo):
     """One client connection to a kernel, with reply routing and IOPub batches.
 
     ``manager`` is set when ipymirror started the kernel itself (then it may
@@ -91,6 +91,7 @@ class KernelLink:
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._log: Any = None  # the log file of a kernel we started
+        self._keep_running = False  # keep_running(): close() leaves it for the others
         self.on_stdin: Callable[[dict[str, Any]], None] | None = None
         #: Called once, on the first message that fails its signature check.
         self.on_bad_message: Callable[[], None] | None = None
@@ -100,7 +101,15 @@ class KernelLink:
 
     # -- construction ------------------------------------------------------
     @classmethod
-    def join(cls, connection_file: str, username: str, *, ssh: str | None = None) -> KernelLink:
+    def join(
+        cls,
+        connection_file: str,
+        username: str,
+        *,
+        ssh: str | None = None,
+        sshkey: str | None = None,
+        ip: str | None = None,
+    ) -> KernelLink:
         """A client for an existing kernel, from its connection file."""
         client = AsyncKernelClient(connection_file=connection_file)
         try:
@@ -115,20 +124,22 @@ class KernelLink:
             raise MirrorError(
                 f"malformed connection file {connection_file}: {exc}", ExitStatus.CONNECTION_FILE
             ) from None
+        if ip:
+            client.ip = ip  # jupyter console's --ip: the kernel's host, whatever the file says
         if ssh:
-            _tunnel(client, connection_file, ssh)
+            _tunnel(client, connection_file, ssh, sshkey)
         client.session.username = username
         return cls(client, where=connection_file)
 
     @classmethod
-    async def start(cls, kernel_name: str, username: str) -> KernelLink:
+    async def start(cls, kernel_name: str, username: str, *, ip: str | None = None) -> KernelLink:
         """Start a kernel of ``kernel_name`` whose connection file peers can join."""
         from jupyter_client.kernelspec import NoSuchKernel
         from jupyter_client.manager import AsyncKernelManager
 
         runtime = jupyter_runtime_dir()
         os.makedirs(runtime, exist_ok=True)
-        manager = AsyncKernelManager(kernel_name=kernel_name)
+        manager = AsyncKernelManager(kernel_name=kernel_name, **({"ip": ip} if ip else {}))
         manager.connection_file = os.path.join(runtime, f"kernel-{os.getpid()}-ipymirror.json")
         manager.shutdown_wait_time = 3.0
         # The kernel's own stdout/stderr would scribble over the prompt: keep it in a
@@ -136,7 +147,9 @@ class KernelLink:
         log_path = manager.connection_file[: -len(".json")] + ".log"
         log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
         try:
-            await manager.start_kernel(stdout=log, stderr=log)
+            # independent: its own session, and no parent poller, so that the kernel
+            # can outlive us when you leave it running for the others (Ctrl-D, "n").
+            await manager.start_kernel(stdout=log, stderr=log, independent=True)
         except NoSuchKernel:
             log.close()
             _remove_if_harmless(log_path)
@@ -215,15 +228,23 @@ class KernelLink:
         for task in self._tasks:
             task.cancel()
         if shutdown is None:
-            shutdown = self.manager is not None
+            shutdown = self.manager is not None and not self._keep_running
         if shutdown and self.manager is not None:
             with contextlib.suppress(Exception):
                 await self.manager.shutdown_kernel()
+        elif self.manager is not None:
+            # Left running for the others: its connection file is how they (and
+            # you) rejoin, so the manager must not remove it when it is collected.
+            self.manager._connection_file_written = False
         self.client.stop_channels()
         if self._log is not None:
             self._log.close()
             if shutdown:  # the kernel is gone: a log with nothing to say goes too
                 _remove_if_harmless(self._log.name)
+
+    def keep_running(self) -> None:
+        """Leave a kernel we started running when we close (others still use it)."""
+        self._keep_running = True
 
     # -- requests ----------------------------------------------------------
     @property
@@ -234,14 +255,6 @@ class KernelLink:
     def session_id(self, session: str) -> None:
         """Our identity on the kernel (set before :meth:`connect`)."""
         self.client.session.session = session
-
-    @property
-    def language(self) -> str:
-        return kernel_language(self.kernel_info)
-
-    @property
-    def description(self) -> str:
-        return kernel_description(self.kernel_info)
 
     @property
     def kernel_name(self) -> str:
@@ -499,14 +512,16 @@ def _remove_if_harmless(path: str) -> None:
         os.remove(path)
 
 
-def _tunnel(client: AsyncKernelClient, connection_file: str, server: str) -> None:
+def _tunnel(
+    client: AsyncKernelClient, connection_file: str, server: str, sshkey: str | None = None
+) -> None:
     """Forward the kernel's ports through ``ssh server`` like ``jupyter console --ssh``."""
     from jupyter_client import tunnel_to_kernel
 
     with open(connection_file) as f:
         info = json.load(f)
     try:
-        ports = tunnel_to_kernel(info, server)
+        ports = tunnel_to_kernel(info, server, sshkey)
     except Exception as exc:  # paramiko/pexpect failures vary
         raise MirrorError(f"ssh tunnel to {server} failed: {exc}", ExitStatus.UNREACHABLE) from None
     client.shell_port, client.iopub_port, client.stdin_port, client.hb_port, client.control_port = (

@@ -545,12 +545,27 @@ def test_a_ticket_whose_relay_is_gone_is_a_one_line_error(kernel, relay):
     assert proc.stderr.count("\n") == 1 and "did not answer within 1 s" in proc.stderr
 
 
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @pytest.mark.parametrize("taken", [0, 1])
 def test_share_on_a_port_in_use_is_a_one_line_error(kernel, tmp_path, taken):
     with socket.socket() as s:  # hold port P+taken; P itself comes from the OS
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1] - taken
+        while taken and not _free(port):  # P must be free for P+1 to be the one refused
+            s.close()
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            port = s.getsockname()[1] - taken
         proc = subprocess.run(
             [
                 sys.executable,

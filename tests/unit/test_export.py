@@ -90,7 +90,9 @@ def test_markdown_of_the_captured_session(captured):
     assert "```\nOut[2]: 42\n```" in text
     assert "```\n4\n```" in text  # the \r progress as a terminal leaves it
     assert "ZeroDivisionError" in text and "\x1b" not in text
-    assert "[image/png 1×1" in text
+    # the image is a file next to the .md, linked (test_export_images.py has more)
+    (link,) = re.findall(r"!\[image/png\]\((captured_files/output_\d+_\d+\.png)\)", text)
+    assert (captured.parent / link).read_bytes().startswith(b"\x89PNG")
 
 
 def test_markdown_fences_survive_backticks(tmp_path):
@@ -164,8 +166,34 @@ def test_html_is_a_page_with_the_code(captured):
     page = export(captured, "html")
     assert page.startswith("<!DOCTYPE html>") and "<title>ipymirror session: python kernel" in page
     assert "hello" in page and "oops" in page and "ZeroDivisionError" in page
-    assert "Out[2]: </span>42" in page or "Out[2]: 42" in page
+    assert re.search(r"Out\[2\]: </span></pre><pre>42</pre>", page)
     assert "\x1b" not in page
+    # Looks like the notebook: Markdown rendered, the image embedded, colours kept.
+    assert "<h1>Title</h1>" in page
+    assert '<img src="data:image/png;base64,iVBOR' in page
+    assert '<span class="f1">ZeroDivisionError</span>' in page
+    assert "<p>step 3</p>" in page and "<p>step 2</p>" not in page  # the update applied
+    assert "<script" not in page and 'http-equiv="Content-Security-Policy"' in page
+
+
+def test_html_export_sanitises_peer_html(tmp_path):
+    msgs = [json.loads(line) for line in (DATA / "ipykernel_iopub.jsonl").read_text().splitlines()]
+    start = next(m for m in msgs if m["msg_type"] == "execute_input")
+    display = json.loads(json.dumps(start))
+    display["msg_type"] = display["header"]["msg_type"] = "display_data"
+    display["content"] = {
+        "data": {
+            "text/html": "<script>alert(1)</script><img src=x onerror=alert(2)>"
+            "<img src='http://evil.example/x.png'><a href='javascript:alert(3)'>l</a><b>kept</b>",
+            "text/plain": "<HTML>",
+        },
+        "metadata": {},
+    }
+    path = write_recording(tmp_path / "h.ipym", [(0.0, start), (0.1, display)])
+    page = export(path, "html")
+    assert "<b>kept</b>" in page
+    for gone in ("alert", "onerror", "evil.example", "javascript"):
+        assert gone not in page
 
 
 def test_output_to_stdout(captured, capsys):

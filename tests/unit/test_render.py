@@ -295,3 +295,12 @@ def test_hostile_peer_label_and_huge_hostile_text(color):
     huge = HOSTILE * (RICH_LIMIT // len(HOSTILE) + 5)
     _assert_safe(r.mime({"text/markdown": huge}))
     _assert_safe(r.code(huge))
+
+
+@pytest.mark.parametrize("value", ["\x9d", {"k": "\x9b2J\x9d0;title\x07"}, ["\x1b]52;c;eA==\x07"]])
+def test_json_whose_strings_hold_c1_controls_renders_safely(value):
+    """Sanitising the JSON text can leave it unparseable (a C1 OSC eats the quote):
+    shown as plain text then, never an exception (found by the fuzz test)."""
+    lines = Renderer(color=True).mime({"application/json": value})
+    assert lines
+    assert not any(c in line for line in lines for c in ("\x9b", "\x9d", "\x07"))

@@ -118,6 +118,25 @@ class FakeClock:
         return self.now
 
 
+class WakeEvent(asyncio.Event):
+    """The player's wake-up event, telling when the player blocks on it again.
+
+    ``blocked`` is set each time the player starts waiting with no wake-up
+    pending: it has fed everything due (and its screen frame ran: the frame is
+    queued before the player's next turn) and decided what to wait for.
+    That is the state a claim "nothing more was shown" needs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocked = asyncio.Event()
+
+    async def wait(self) -> bool:
+        if not self.is_set():
+            self.blocked.set()
+        return await super().wait()
+
+
 def test_player_pauses_steps_and_skips_to_the_next_cell(tmp_path):
     recs = records(session_recording(tmp_path / "p.ipym", gap=5.0))
     asyncio.run(_player_scenario(recs))
@@ -128,13 +147,20 @@ async def _player_scenario(recs):
     mirror = Mirror(Renderer(color=False), TerminalWriter(out), me="")
     clock = FakeClock()
     player = Player(mirror, schedule(recs), clock=clock)
+    wake = player._wake = WakeEvent()  # before run(): the only event it waits on
     task = asyncio.ensure_future(player.run())
 
     async def advance(seconds: float) -> str:
+        """Move the clock, wake the player, and return once it waits again (or ended)."""
         clock.now += seconds
+        wake.blocked.clear()
         player.wake()
-        for _ in range(10):  # let the player and the screen's frame run
-            await asyncio.sleep(0)
+        blocked = asyncio.ensure_future(wake.blocked.wait())
+        await asyncio.wait_for(
+            asyncio.wait([blocked, task], return_when=asyncio.FIRST_COMPLETED), 5
+        )
+        blocked.cancel()
+        assert mirror.writer.pending_bytes() == 0  # everything fed is on the screen
         return out.getvalue()
 
     shown = await advance(0.01)
@@ -194,12 +220,14 @@ def test_no_wait_dumps_everything_as_plain_text(tmp_path):
 
 @pytest.mark.e2e  # runs ipymirror as a process
 def test_timed_replay_to_a_pipe_keeps_the_timing(tmp_path):
-    path = session_recording(tmp_path / "s.ipym", gap=0.6)
+    # Gaps long enough that the second run's start-up on a loaded machine cannot
+    # eat the difference: the capped run must beat the timed one by seconds.
+    path = session_recording(tmp_path / "s.ipym", gap=3.0)
     start = time.monotonic()
     proc = run_ipymirror("replay", str(path), "--speed", "2")
     took = time.monotonic() - start
     assert proc.returncode == 0 and proc.stdout == EXPECTED
-    assert took >= 0.6  # two recorded gaps of 0.6 s at speed 2
+    assert took >= 3.0  # two recorded gaps of 3 s at speed 2
     start = time.monotonic()
     proc = run_ipymirror("replay", str(path), "--idle-limit", "0.01", "--speed", "10")
     assert proc.stdout == EXPECTED

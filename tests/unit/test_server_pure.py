@@ -231,14 +231,14 @@ def iopub_of(step: str):
             yield frame, msg
 
 
-def test_crash_restart_status_is_a_claim_from_nobody_and_no_kernel_session():
+def test_crash_restart_status_is_the_servers_word_and_no_kernel_session():
     found = [
         (f, m) for f, m in iopub_of("crash") if m["content"].get("execution_state") == "restarting"
     ]
     assert len(found) == 1
     frame, msg = found[0]
     assert msg["header"]["session"] == frame["session"]  # the server speaks as the receiver ...
-    assert to_event(msg) == KernelRestart(KERNEL, "", restart=True)  # ... but it is nobody
+    assert to_event(msg) == KernelRestart(KERNEL, "", restart=True, reason="died")  # nobody
     assert is_server_message(msg) and kernel_session_of(msg) == ""  # and no kernel process
 
 
@@ -255,8 +255,9 @@ def test_the_servers_messages_through_the_pipeline(tmp_path):
         if channel == "iopub":
             out += p.feed([msg]).lines
     text = "".join(out)
-    assert text.count("kernel restarted by") == 2, text  # REST restart, then the crash's
-    assert "kernel restarted by unknown" in text  # the crash: nobody asked
+    assert text.count("kernel restarted by") == 1, text  # the REST restart
+    assert text.count("the kernel died; the server restarted it") == 1, text  # the crash, once
+    assert "kernel restarted by unknown" not in text  # the server's status is no other kernel
     assert (
         text.count("the server dropped output: rate limit; raise ServerApp.iopub_msg_rate_limit")
         == 1
@@ -322,13 +323,14 @@ def test_data_rate_text_and_one_notice_per_cell():
     assert isinstance(to_event(msg), Stream)
 
 
-def test_server_status_dead_is_left_to_the_heartbeat():
+def test_server_status_dead_is_the_servers_word():
     msg = {
         "header": {"msg_type": "status", "session": "me"},
         "parent_header": {},
         "content": {"execution_state": "dead"},
     }
-    assert to_event(msg) is None and is_server_message(msg) and kernel_session_of(msg) == ""
+    assert to_event(msg) == KernelRestart(KERNEL, "", restart=False, reason="dead")
+    assert is_server_message(msg) and kernel_session_of(msg) == ""
     kernel_msg = {
         "header": {"msg_type": "status", "session": "k"},
         "parent_header": {},

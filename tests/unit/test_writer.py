@@ -18,6 +18,19 @@ from ipymirror.errors import MirrorError
 from ipymirror.terminal.writer import TerminalWriter
 
 
+async def drained(screen: TerminalWriter, turns: int = 10_000) -> None:
+    """Give the loop turns until the writer has written all it holds.
+
+    Frames are loop callbacks, so each turn makes progress; the bound only
+    turns a writer that stopped writing into a failure.
+    """
+    for _ in range(turns):
+        if not screen.pending_bytes() and not screen._scheduled:  # (no frame due either)
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"the writer still holds {screen.pending_bytes()} bytes")
+
+
 def test_no_loop_writes_immediately():
     buf = io.StringIO()
     screen = TerminalWriter(buf)
@@ -64,9 +77,8 @@ def test_pushes_in_one_loop_iteration_become_few_frames():
                 screen.push([f"line {n}\n"])
                 n += 1
             assert screen.frames <= batches  # nothing written until the loop turns
-            await asyncio.sleep(0)
-        for _ in range(10):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # one loop turn per batch: what is under test
+        await drained(screen)
 
     asyncio.run(main())
     stream.close()
@@ -91,7 +103,7 @@ def test_pending_queue_is_bounded_and_the_drop_is_announced_first():
             screen.push([chunk])
             assert screen.pending_bytes() <= 1000
         assert buf.getvalue() == ""
-        await asyncio.sleep(0)
+        await drained(screen)
 
     asyncio.run(main())
     lines = buf.getvalue().split("\n")[:-1]
@@ -115,7 +127,7 @@ def test_single_huge_push_is_bounded_too():
     async def main() -> None:
         screen.push(["y" * 99 + "\n"] * 50)  # 5,000 bytes in one chunk
         assert screen.pending_bytes() <= 1000
-        await asyncio.sleep(0)
+        await drained(screen)
 
     asyncio.run(main())
     assert buf.getvalue().startswith("NOTICE … 50 lines not shown")

@@ -32,8 +32,8 @@ from typing import Any
 import aiohttp
 from jupyter_client.session import Session, new_id
 
-from ipymirror.core.protocol import kernel_description, kernel_language
 from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.transports.base import KernelInfo
 from ipymirror.transports.server.choose import resolve
 from ipymirror.transports.server.framing import SUBPROTOCOL, FrameError, decode, encode
 from ipymirror.transports.server.rest import ServerAPI
@@ -68,7 +68,7 @@ class ServerKernel:
         await self.api.shutdown(self.kernel_id)
 
 
-class ServerLink:
+class ServerLink(KernelInfo):
     """One client connection to a kernel behind a Jupyter Server."""
 
     def __init__(
@@ -106,6 +106,7 @@ class ServerLink:
         self._last_input: Message | None = None
         self._alive = True
         self._closing = False
+        self._keep_running = False
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- construction ------------------------------------------------------
@@ -136,14 +137,6 @@ class ServerLink:
     @property
     def username(self) -> str:
         return str(self.session.username)
-
-    @property
-    def language(self) -> str:
-        return kernel_language(self.kernel_info)
-
-    @property
-    def description(self) -> str:
-        return kernel_description(self.kernel_info)
 
     @property
     def kernel_name(self) -> str:
@@ -232,11 +225,15 @@ class ServerLink:
             with contextlib.suppress(Exception):
                 await self._ws.close()
         if shutdown is None:
-            shutdown = self.manager is not None
+            shutdown = self.manager is not None and not self._keep_running
         if shutdown and self.kernel_id:
             with contextlib.suppress(MirrorError):
                 await self.api.shutdown(self.kernel_id)
         await self.api.close()
+
+    def keep_running(self) -> None:
+        """Leave a kernel we started running when we close (others still use it)."""
+        self._keep_running = True
 
     def is_beating(self) -> bool:
         ws = self._ws

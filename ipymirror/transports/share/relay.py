@@ -178,6 +178,7 @@ class Relay:
         self.viewers = 0  # live-stream subscriptions (only authenticated peers can subscribe)
         self.refused = 0  # handshakes that failed (wrong or no keys)
         self.on_change: Callable[[], None] = lambda: None
+        self.observers: list[Callable[[list[dict[str, Any]]], None]] = []  # see each batch kept
         self.ignored = 0  # messages from viewers that were not a hello or a subscription
         self._hellos: dict[bytes, float] = {}  # connection -> when it was last welcomed
         self._deferred: dict[bytes, tuple[int, str, int]] = {}  # hellos that came too soon
@@ -238,14 +239,18 @@ class Relay:
         backlog, t = self.backlog, time.monotonic() - self.t0
         frames = [EVENTS, self.epoch, str(backlog.last + 1).encode()]
         own = self.own_session
+        kept = []
         for msg in msgs:
             if own and peer_of(msg)[0].session == own:
                 continue
             record = encode_record(msg, t)
             backlog.append(record, msg_type_of(msg) == "execute_input")
             frames.append(record)
+            kept.append(msg)
         if len(frames) > 3:
             self.pub.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
+            for observer in self.observers:  # e.g. the web page (share --web)
+                observer(kept)
 
     async def pump(self, batches: AsyncIterable[list[dict[str, Any]]]) -> None:
         async for batch in batches:
