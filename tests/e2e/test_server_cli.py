@@ -148,6 +148,8 @@ def test_server_starts_a_kernel_and_prints_how_peers_join(server, terminal, ipym
     finally:
         bob.close()
     term.ctrl("d")
+    term.wait_for("Shut down the kernel for everyone?")  # lab-bob was there
+    term.send("y\r")
     assert term.wait_exit(timeout=30) == 0
     assert kid not in [k["id"] for k in server.api("GET", "api/kernels")]  # ours: shut down
 

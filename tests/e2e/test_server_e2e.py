@@ -159,6 +159,13 @@ def test_dropped_connection_reconnects_with_the_same_session(
         )
         bob.run("print('after the drop')")
         term.wait_for("after the drop")
+        # our cell's idle went with the connection: the resync ends it, the prompt is free
+        term.wait_for(
+            lambda t: (
+                re.fullmatch(r"In \[\d+\]:", t.cursor_line()) is not None
+                and "▶ you" not in t.text()
+            )
+        )
         term.send("mine + 1" + ENTER)
         term.wait_for(re.compile(r"Out\[\d+\]: 2"))
         again = bob.wait_iopub(
