@@ -13,103 +13,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ipymirror import __version__
 from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.usage import (
+    DESCRIPTION,
+    EPILOG,
+    EXPORT_EPILOG,
+    RECORD_EPILOG,
+    REPLAY_EPILOG,
+    SHARE_EPILOG,
+    WATCH_EPILOG,
+    count,
+    log_level,
+    not_utf8,
+    positive,
+    subparser_for,
+)
 
 __all__ = ["Options", "build_parser", "main", "parse"]
-
-DESCRIPTION = """\
-A terminal console for a shared Jupyter kernel: everyone's cells appear live,
-labelled, above your own prompt.
-
-  ipymirror                      start a kernel and open the console; prints how peers join
-  ipymirror --existing [FILE]    join a running kernel (no FILE: the most recent one)
-  ipymirror --existing URL       join a kernel behind a Jupyter Server / JupyterLab / JupyterHub
-  ipymirror --server URL         start a kernel on a Jupyter Server; prints how peers join
-  ipymirror watch [--existing F] read-only view of the same stream: no prompt, never executes
-  ipymirror record OUT           append every broadcast of a kernel to a recording (never executes)
-  ipymirror replay IN            play a recording back with its timing (--into-existing: re-run it)
-  ipymirror export IN --to FMT   recording -> ipynb, asciicast, html or markdown
-  ipymirror share                read-only relay: prints a TICKET for many viewers
-  ipymirror watch TICKET         watch a relay; a ticket grants watching, nothing else
-"""
-
-EXIT_STATUS = """\
-Exit status: 0 ok, 1 other failure (e.g. an output file that cannot be written),
-2 usage, 3 connection file, 4 kernel unreachable, 5 kernelspec, 6 recording,
-7 address, 8 server unreachable, 9 not a Jupyter server, 10 token refused,
-11 forbidden, 12 not found on the server, 130 interrupted."""
-
-EPILOG = f"""\
-examples:
-  ipymirror --name alice                 start a kernel; peers join with the command it prints
-  ipymirror --existing                   join the most recent kernel (jupyter console's habit)
-  ipymirror -f kernel-1234.json --vi     join that kernel, vi key bindings
-  ipymirror --no-color --name bob watch  options may come before the subcommand
-  ipymirror --Mirror.name=bob --MirrorConsole.confirm_exit=False
-  ipymirror --help-all                   every setting, as --Class.trait=value
-  ipymirror --generate-config            write a commented jupyter_mirror_config.py
-
-FILE is a connection file path or a name in the Jupyter runtime dir
-(`jupyter --runtime-dir`), as for `jupyter console --existing`.
-Settings: command line, then IPYMIRROR_NAME / NO_COLOR, then jupyter_mirror_config.py or
-.json in the Jupyter config path (`jupyter --paths`), then built-in defaults.
-{EXIT_STATUS}
-"""
-
-WATCH_EPILOG = f"""\
-examples:
-  ipymirror watch --existing                 the most recent kernel, read-only
-  ipymirror watch --existing kernel-1.json > session.log   plain text, one line per output line
-  ipymirror watch TICKET                     a relay started by `ipymirror share`
-  ipymirror watch --ticket-file ticket.txt
-{EXIT_STATUS}
-"""
-
-RECORD_EPILOG = f"""\
-OUT must be new (or empty): an existing non-empty OUT is refused with exit status 6
-before connecting — never appended to, never overwritten.
-
-examples:
-  ipymirror record session.ipym --existing      record the most recent kernel
-  ipymirror record session.ipym.gz --existing kernel-1.json
-  ipymirror replay session.ipym                 play it back
-{EXIT_STATUS}
-"""
-
-REPLAY_EPILOG = f"""\
-examples:
-  ipymirror replay session.ipym --speed 4 --idle-limit 1
-  ipymirror replay session.ipym --from 12 --no-wait
-  ipymirror replay session.ipym --into-existing kernel-1.json   re-run the cells there
-{EXIT_STATUS}
-"""
-
-EXPORT_EPILOG = f"""\
-An existing OUT is replaced. An OUT that cannot be written (no such directory, no
-permission) is one error line and exit status 1; an unreadable IN is exit status 6.
-
-examples:
-  ipymirror export session.ipym --to ipynb              writes session.ipynb
-  ipymirror export session.ipym --to markdown -o -      to stdout
-  ipymirror export session.ipym --to asciicast -o demo.cast
-{EXIT_STATUS}
-"""
-
-SHARE_EPILOG = f"""\
-examples:
-  ipymirror share --existing                        prints a TICKET; viewers: ipymirror watch TICKET
-  ipymirror share --existing --bind tcp://0.0.0.0:7788 --ticket-file ticket.txt
-{EXIT_STATUS}
-"""
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL")
 
 #: Options whose value, when not given, comes from the settings (config / env).
 _FROM_SETTINGS: dict[str, tuple[str, str]] = {
@@ -124,6 +50,8 @@ _FROM_SETTINGS: dict[str, tuple[str, str]] = {
     "simple_prompt": ("console", "simple_prompt"),
     "banner": ("console", "banner"),
     "pager": ("console", "pager"),
+    "auto_suggest": ("console", "auto_suggest"),
+    "highlight_matching_brackets": ("console", "highlight_matching_brackets"),
 }
 
 #: Defaults of the options that have no setting behind them.
@@ -149,54 +77,6 @@ class Options(argparse.Namespace):
     no_color: bool
     debug: bool
     settings: Any  # the ipymirror.config.Settings behind the values
-
-
-def finite(minimum: float = 0.0, *, strict: bool = True) -> Callable[[str], float]:
-    """An argparse type: a finite number > ``minimum`` (>= when not ``strict``)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number: {text!r}")
-        if value < minimum or (strict and value == minimum):
-            raise argparse.ArgumentTypeError(
-                f"must be {'>' if strict else '>='} {minimum:g}: {text!r}"
-            )
-        return value
-
-    return parse
-
-
-_positive = finite(0.0)
-
-
-def _count(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}: {text!r}")
-        return value
-
-    return parse
-
-
-def _log_level(text: str) -> int:
-    if text.isdigit():
-        return int(text)
-    if text.upper() not in LOG_LEVELS:
-        raise argparse.ArgumentTypeError(
-            f"not a log level: {text!r} (one of {', '.join(LOG_LEVELS)})"
-        )
-    name = text.upper()
-    return int(logging.getLevelName("WARNING" if name == "WARN" else name))
 
 
 def _parser(prog_or_sub: Any, name: str | None = None, **kw: Any) -> argparse.ArgumentParser:
@@ -262,7 +142,7 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive,
+        type=positive,
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help="how long to wait for the kernel to answer (default: 10)",
@@ -280,7 +160,7 @@ def _display(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     )
     parser.add_argument(
         "--image-rows",
-        type=_count(1),
+        type=count(1),
         default=argparse.SUPPRESS if sub else 20,
         metavar="N",
         help="an image takes at most N rows (default: 20)",
@@ -301,7 +181,7 @@ def _display(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     )
     parser.add_argument(
         "--log-level",
-        type=_log_level,
+        type=log_level,
         default=keep,
         metavar="LEVEL",
         help="log to stderr from LEVEL up (DEBUG, INFO, WARN, ERROR, CRITICAL)",
@@ -443,7 +323,7 @@ def _share_command(sub: Any) -> None:
     )
     share.add_argument(
         "--backlog-cells",
-        type=_count(0),
+        type=count(0),
         default=20,
         metavar="N",
         help="cells late joiners see first (default: 20)",
@@ -455,14 +335,14 @@ def _share_command(sub: Any) -> None:
     )
     share.add_argument(
         "--web-queue",
-        type=_positive,
+        type=positive,
         default=4.0,
         metavar="MB",
         help="MB queued for one browser before one that does not keep up is cut off (default: 4)",
     )
     share.add_argument(
         "--viewer-queue",
-        type=_count(1),
+        type=count(1),
         default=1000,
         metavar="N",
         help="messages queued per viewer before a slow one misses some (default: 1000)",
@@ -491,9 +371,9 @@ def _recording_commands(sub: Any) -> None:
         epilog=REPLAY_EPILOG,
     )
     replay.add_argument("input", metavar="IN", help="a recording (.ipym or .ipym.gz)")
-    replay.add_argument("--speed", type=_positive, default=1.0, help="playback speed (default: 1)")
+    replay.add_argument("--speed", type=positive, default=1.0, help="playback speed (default: 1)")
     replay.add_argument(
-        "--idle-limit", type=_positive, metavar="SECONDS", help="cap pauses at SECONDS"
+        "--idle-limit", type=positive, metavar="SECONDS", help="cap pauses at SECONDS"
     )
     replay.add_argument("--from", dest="from_cell", type=int, metavar="N", help="start at In [N]")
     replay.add_argument("--no-wait", action="store_true", help="show everything at once")
@@ -517,7 +397,7 @@ def _recording_commands(sub: Any) -> None:
     )
     replay.add_argument(
         "--timeout",
-        type=_positive,
+        type=positive,
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help="kernel answer timeout (default: 10)",
@@ -540,26 +420,6 @@ def _recording_commands(sub: Any) -> None:
     )
 
 
-def _subparser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
-    """The parser whose usage an error about ``argv`` should show."""
-    for action in parser._subparsers._group_actions if parser._subparsers else ():
-        choices = getattr(action, "choices", None) or {}
-        for arg in argv:
-            if arg in choices:
-                return choices[arg]
-    return parser
-
-
-def _not_utf8(argv: Sequence[str]) -> str | None:
-    """The first argument that was not valid UTF-8 (Python keeps its bytes as surrogates)."""
-    for arg in argv:
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError:
-            return arg
-    return None
-
-
 def parse(argv: Sequence[str]) -> Options:
     """argv -> Options, every unset value filled from the settings.
 
@@ -568,10 +428,10 @@ def parse(argv: Sequence[str]) -> Options:
     from ipymirror.config import load_settings, split_trait_args
 
     parser = build_parser()
-    bad = _not_utf8(argv)
+    bad = not_utf8(argv)
     if bad is not None:
         shown = bad.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        _subparser(parser, argv).error(f"argument is not valid UTF-8: {shown!r}")
+        subparser_for(parser, argv).error(f"argument is not valid UTF-8: {shown!r}")
     trait_args, rest = split_trait_args(argv)
     options = parser.parse_args(rest, namespace=Options())
     for key, value in _DEFAULTS.items():
@@ -580,7 +440,7 @@ def parse(argv: Sequence[str]) -> Options:
     try:
         settings = load_settings(trait_args, getattr(options, "config", None))
     except MirrorError as exc:
-        _subparser(parser, rest).error(str(exc))
+        subparser_for(parser, rest).error(str(exc))
     for key, (part, trait) in _FROM_SETTINGS.items():
         if not hasattr(options, key):
             setattr(options, key, getattr(getattr(settings, part), trait))

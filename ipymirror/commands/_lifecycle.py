@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 HEARTBEAT_PERIOD = 1.0  # seconds between heartbeat checks (liveness, not messages)
-DEAD_AFTER = 3  # missed checks in a row: the kernel is gone (a quick restart is not a death)
+DEAD_AFTER = 4  # missed checks in a row: the kernel is gone (a quick restart is not a death)
 GONE_FOR_GOOD = 10.0  # seconds of silence after which it will not come back (restarts take ~2)
 PROBE_TIMEOUT = 2.0  # seconds to wait for the kernel_info that tells which kernel answers
 
@@ -172,11 +172,11 @@ def make_mirror(args: Namespace, stream: Any, *, language: str, me: str = "") ->
     if painter is not None:
         loop = asyncio.get_running_loop()
 
-        def redraw() -> None:  # called on the painter's thread
-            loop.call_soon_threadsafe(writer.refresh)
+        def redraw() -> None:  # called on the painter's thread; the loop may be gone (exit)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(writer.refresh)
 
-        painter.on_ready = redraw
-        painter.start()  # the worker process starts now, off the event loop, not at a plot
+        painter.on_ready = redraw  # (its worker process starts with the first picture)
     return Mirror(renderer, writer, me=me)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 from argparse import Namespace
 from typing import Any
@@ -113,8 +114,7 @@ class Console:
         self.exit_request: AskExit | None = None  # exit/quit typed
         self.face = PromptFace(mirror, me, lambda: self.session.app)
         self.reader = tp.LineReader() if simple else None
-        python = link.language.lower().startswith(("python", "ipython"))
-        self._python = python
+        self._python = link.language.lower().startswith(("python", "ipython"))
         self.session: PromptSession[str] = PromptSession(
             message=self.face.message,
             bottom_toolbar=None if simple else self.face.toolbar,
@@ -125,7 +125,9 @@ class Console:
             enable_history_search=True,
             auto_suggest=tp.auto_suggest(_opt(self.options, "auto_suggest", True)),
             history=tp.history_for(history),
-            input_processors=tp.input_processors(),
+            input_processors=tp.input_processors(
+                _opt(self.options, "highlight_matching_brackets", True)
+            ),
             editing_mode=tp.editing_mode(_opt(self.options, "editing_mode", "emacs")),
             prompt_continuation=self.face.continuation,
             style=tp.prompt_style(STYLE, light=True),
@@ -300,18 +302,16 @@ class Console:
 
     # -- the main loop ----------------------------------------------------------
     def _warm_up(self) -> None:
-        """Compile the highlighter after start-up (pygments needs ~60 ms for Python),
-        and let the kernel load its completer before your first Tab needs it."""
+        """Compile the highlighter after start-up: pygments needs ~60 ms for Python.
+
+        (No completion is asked ahead of your first Tab: on a shared kernel that is
+        load for everyone, and the Tab itself waits as long as the kernel needs.)
+        """
         # Set on the session itself: its own DynamicLexer then sees a new lexer and
         # re-lexes what was typed before (one nested DynamicLexer would hide it).
         self.session.lexer = tp.prompt_lexer(self.link.language)
         self.mirror.renderer.code("x = 1")
         self.session.app.invalidate()
-        self._background(self._quiet_complete())
-
-    async def _quiet_complete(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await self._complete("len", 3)
 
     def _replay_typeahead(self) -> None:
         """Feed keys typed during your last cell to the new prompt, as IPython would."""
@@ -343,7 +343,13 @@ class Console:
     async def run(self) -> AskExit | None:
         """Prompt and run cells until you leave; what ``exit`` asked, if it was that."""
         self.session.app.min_redraw_interval = 0.01
-        asyncio.get_running_loop().call_later(0.05, self._warm_up)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, self._warm_up)
+        if self.simple:  # no prompt_toolkit to read Ctrl-C: it interrupts the kernel
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(
+                    signal.SIGINT, lambda: self._background(self.link.interrupt())
+                )
         while True:
             try:
                 code = await self.read()

@@ -13,6 +13,14 @@ Two views of a recording, both pure functions of its records:
 
 HTML is the cells drawn by :class:`~ipymirror.core.html.HtmlRenderer`, the
 renderer of the ``share --web`` page: it looks like the notebook.
+
+Export never gives up on a recording for one message: a corrupt line, a
+message recorded raw, an output nbformat rejects (a lone surrogate, an
+``execution_count`` of -1, a missing field) is left out, and one warning names
+the first such line and how many there were (:class:`Problems`).  What reaches
+a terminal is sanitised (Markdown), or escaped where JSON allows it (ipynb and
+asciicast: lone surrogates, C1 controls and bidi overrides as ``\\uXXXX``,
+which reads back as the same text).
 """
 
 from __future__ import annotations
@@ -26,20 +34,22 @@ import re
 import sys
 import urllib.parse
 from argparse import Namespace
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from ipymirror.core.cells import Cell, cells_of
+from ipymirror.core.cells import Cell, CellBuilder
 from ipymirror.core.html import HtmlRenderer
 from ipymirror.core.protocol import to_event
-from ipymirror.core.render import Renderer, pick_mime
-from ipymirror.core.sanitize import strip_sgr
+from ipymirror.core.render import Renderer, pick_mime, resolve_cr
+from ipymirror.core.sanitize import sanitize, strip_sgr
 from ipymirror.core.transcript import Transcript
 from ipymirror.errors import ExitStatus, MirrorError
 from ipymirror.recording.files import read_recording
 from ipymirror.recording.format import Header, Record, iopub
+from ipymirror.terminal.writer import output_error
 
 __all__ = [
+    "Problems",
     "default_output",
     "notebook_cells",
     "run_export",
@@ -57,15 +67,90 @@ EXTENSIONS = {"ipynb": ".ipynb", "asciicast": ".cast", "html": ".html", "markdow
 # ---------------------------------------------------------------------- cells
 
 
-def notebook_cells(records: Iterable[Record]) -> list[Cell]:
+class Problems:
+    """What an export left out, said once: the first line and how many in all.
+
+    ``line`` tells the line number of the record being read (0: unknown);
+    ``where`` remembers the line of each cell and output built.
+    """
+
+    def __init__(self, path: str = "", line: Callable[[], int] = lambda: 0) -> None:
+        self.path = path
+        self.line = line
+        self.count = 0
+        self.first: tuple[int, str] | None = None
+        self.where: dict[int, int] = {}  # id(cell or output dict) -> line number
+
+    def add(self, line: int, why: str) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = (line, why)
+
+    def warning(self) -> str | None:
+        if self.first is None:
+            return None
+        line, why = self.first
+        where = f"line {line}: " if line else ""
+        more = f" ({self.count:,} left out in all)" if self.count > 1 else ""
+        return f"{self.path}: {where}{why}: left out of the export{more}"
+
+
+def notebook_cells(records: Iterable[Record], problems: Problems | None = None) -> list[Cell]:
     """The recorded executions with their outputs, in recorded order."""
-    return cells_of((record.t, to_event(record.msg)) for record in records)
+    problems = problems if problems is not None else Problems()
+    builder = CellBuilder()
+    for record in records:
+        if "raw" in record.msg:
+            problems.add(problems.line(), f"a {record.msg_type or 'message'} recorded raw")
+            continue
+        ev = to_event(record.msg)
+        if ev is None:
+            continue
+        cell = builder.feed(record.t, ev)
+        if cell is not None:
+            line = problems.line()
+            problems.where.setdefault(id(cell), line)
+            if cell.outputs and id(cell.outputs[-1]) not in problems.where:
+                problems.where[id(cell.outputs[-1])] = line
+    for cell in builder.cells:
+        if cell.dropped or cell.dropped_chars:
+            problems.add(problems.where.get(id(cell), 0), "output over a cell's cap")
+    return builder.cells
 
 
-def to_notebook(header: Header, cells: list[Cell]) -> Any:
-    """An nbformat v4 notebook; raises MirrorError if it would not validate."""
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _outputs(cell: Cell, problems: Problems) -> list[Any]:
+    """The cell's outputs nbformat accepts; the others counted in ``problems``."""
+    import nbformat
+    from nbformat.v4.nbbase import validate
+
+    kept = []
+    for out in cell.outputs:
+        node = nbformat.from_dict(out)
+        line = problems.where.get(id(out), problems.where.get(id(cell), 0))
+        if "execution_count" in node and _count(node["execution_count"]) is None:
+            if node["execution_count"] is not None:
+                problems.add(line, f"execution_count {node['execution_count']!r} (kept as none)")
+            node["execution_count"] = None
+        try:
+            validate(node, "output")
+        except nbformat.ValidationError as exc:
+            problems.add(line, f"an invalid {out.get('output_type')} output ({exc.message})")
+            continue
+        kept.append(node)
+    return kept
+
+
+def to_notebook(header: Header, cells: list[Cell], problems: Problems | None = None) -> Any:
+    """An nbformat v4 notebook of the cells nbformat accepts; raises MirrorError
+    only if the notebook as a whole would not validate."""
     import nbformat
     from nbformat import v4
+
+    problems = problems if problems is not None else Problems()
 
     nb = v4.new_notebook()
     name = str(header.kernel.get("name") or header.language or "")
@@ -79,11 +164,15 @@ def to_notebook(header: Header, cells: list[Cell]) -> Any:
         nb.metadata["language_info"] = dict(header.language_info)
     nb.metadata["ipymirror"] = {"recorded": header.started, "version": header.version}
     for cell in cells:
+        count = _count(cell.execution_count)
+        if count is None and cell.execution_count is not None:
+            line = problems.where.get(id(cell), 0)
+            problems.add(line, f"execution_count {cell.execution_count!r} (kept as none)")
         nb.cells.append(
             v4.new_code_cell(
                 source=cell.code,
-                execution_count=cell.execution_count,
-                outputs=[nbformat.from_dict(out) for out in cell.outputs],
+                execution_count=count,
+                outputs=_outputs(cell, problems),
                 metadata={
                     "ipymirror": {
                         "peer": cell.peer.username,
@@ -115,6 +204,25 @@ def _output_text(out: Mapping[str, Any], r: Renderer) -> str:
     if kind == "execute_result":
         return "\n".join(r.result(out.get("data", {}), out.get("execution_count")))
     return "\n".join(r.mime(out.get("data", {}), out.get("metadata", {})))
+
+
+def _terminal_safe(text: str) -> str:
+    """Text for a terminal (Markdown goes to stdout): sanitised, no colour, no ``\\r``,
+    and encodable (lone surrogates, which recordings keep, as U+FFFD)."""
+    return _SURROGATE.sub("\ufffd", resolve_cr(strip_sgr(sanitize(text))))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_JSON_UNSAFE = re.compile("[\ud800-\udfff\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def json_safe(text: str) -> str:
+    """JSON text with what a terminal must not see, and UTF-8 cannot hold, escaped.
+
+    Such characters can only stand inside JSON strings, where ``\\uXXXX`` means
+    the very same character: the document reads back unchanged.
+    """
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 IMAGE_FILES = {
@@ -169,7 +277,7 @@ def to_markdown(
                 files[name] = image[1]
             parts.append(f"![{image[0]}]({urllib.parse.quote(name)})")
         _text_block(parts, texts)
-    return "\n\n".join(parts) + "\n"
+    return _terminal_safe("\n\n".join(parts) + "\n")
 
 
 def _text_block(parts: list[str], texts: list[str]) -> None:
@@ -183,11 +291,19 @@ def _text_block(parts: list[str], texts: list[str]) -> None:
 # ------------------------------------------------------------------- terminal
 
 
-def _feed(transcript: Transcript, records: Iterable[Record]) -> None:
+def _feed(
+    transcript: Transcript, records: Iterable[Record], problems: Problems | None = None
+) -> None:
     for record in records:
         ev = to_event(record.msg)
-        if ev is not None:
+        if ev is None:
+            continue
+        try:
             transcript.feed(ev)
+        except Exception as exc:  # one odd message never ends the export
+            if problems is None:
+                raise
+            problems.add(problems.line(), f"a {record.msg_type} that cannot be drawn ({exc!r})")
 
 
 def transcript_text(header: Header, records: Iterable[Record], *, width: int = WIDTH) -> str:
@@ -219,7 +335,12 @@ def _rows(lines: list[str], width: int) -> int:
 
 
 def to_asciicast(
-    header: Header, records: Iterable[Record], *, width: int = WIDTH, height: int = HEIGHT
+    header: Header,
+    records: Iterable[Record],
+    *,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    problems: Problems | None = None,
 ) -> Iterator[str]:
     """asciicast v2 lines: a header, then ``[t, "o", text]`` frames as the terminal drew them.
 
@@ -260,7 +381,7 @@ def to_asciicast(
             start = None
         if start is None:
             start = record.t
-        _feed(transcript, [record])
+        _feed(transcript, [record], problems)
     transcript.finish_all()
     if text := frame(end=True):
         yield json.dumps([round(start or 0.0, 6), "o", text], ensure_ascii=False)
@@ -280,20 +401,22 @@ def _render(
     fmt: str,
     header: Header,
     records: Iterator[Record],
+    problems: Problems,
     files: dict[str, bytes] | None = None,
     folder: str = "",
 ) -> Iterator[str]:
     if fmt == "ipynb":
         import nbformat
 
-        yield nbformat.writes(to_notebook(header, notebook_cells(records)))
+        nb = to_notebook(header, notebook_cells(records, problems), problems)
+        yield json_safe(nbformat.writes(nb))
     elif fmt == "markdown":
-        yield to_markdown(header, notebook_cells(records), files, folder)
+        yield to_markdown(header, notebook_cells(records, problems), files, folder)
     elif fmt == "html":
-        yield to_html(header, notebook_cells(records))
+        yield to_html(header, notebook_cells(records, problems))
     else:
-        for line in to_asciicast(header, records):
-            yield line + "\n"
+        for line in to_asciicast(header, records, problems=problems):
+            yield json_safe(line) + "\n"
 
 
 def _write_files(where: str, files: Mapping[str, bytes]) -> None:
@@ -310,17 +433,24 @@ async def run_export(args: Namespace) -> ExitStatus:
     if out != "-" and os.path.abspath(out) == os.path.abspath(args.input):
         raise MirrorError(f"{out} is the recording itself; choose another -o", ExitStatus.USAGE)
     warnings: list[str] = []
-    header, records = read_recording(args.input, warn=warnings.append)
+    problems = Problems(args.input)
+    header, records = read_recording(args.input, warn=warnings.append, skip=problems.add)
+    problems.line = lambda: records.line
     # Markdown to a file: images go to OUT's "name_files/" folder, as nbconvert does.
     files: dict[str, bytes] | None = {} if args.to == "markdown" and out != "-" else None
     folder = os.path.splitext(os.path.basename(out))[0] + "_files"
     with records:  # whole: errors leave no half file
-        text = "".join(_render(args.to, header, iopub(records), files, folder))
+        text = "".join(_render(args.to, header, iopub(records), problems, files, folder))
+    if (left_out := problems.warning()) is not None:
+        warnings.insert(0, left_out)
     for warning in warnings:
         print(f"ipymirror: warning: {warning}", file=sys.stderr)
     if out == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as exc:
+            raise output_error(sys.stdout, exc) from None
         return ExitStatus.OK
     try:
         if files:

@@ -65,7 +65,7 @@ async def leave(console: Any, link: KernelTransport, request: AskExit | None, op
     if link.manager is None:
         mirror.notice(f"left; the kernel keeps running (rejoin: {rejoin})")
         return False
-    others = mirror.presence.others()
+    others = mirror.presence.others()  # active people, not tools, not me
     keep = request is not None and request.keepkernel
     if not keep and others and getattr(options, "confirm_exit", True):
         names = ", ".join(mirror.renderer.clean(p.label) for p in others)

@@ -31,7 +31,13 @@ from argparse import Namespace
 from collections.abc import AsyncIterable, Callable
 from typing import Any, TextIO
 
-from ipymirror.commands._lifecycle import background, connected, heartbeat, until_stopped
+from ipymirror.commands._lifecycle import (
+    background,
+    connected,
+    heartbeat,
+    on_signals,
+    until_stopped,
+)
 from ipymirror.core.events import Event, KernelGone
 from ipymirror.core.pipeline import Pipeline
 from ipymirror.core.presence import Presence
@@ -192,7 +198,9 @@ async def run_record(args: Namespace) -> ExitStatus:
     out: str = args.out
     check_target(out)
     stream = sys.stdout
-    ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[str] = loop.create_future()
+    on_signals(loop, ended, sigint=True)  # from the start: a stop just after "recording" counts
 
     def end(why: str) -> None:
         if not ended.done():

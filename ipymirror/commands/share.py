@@ -76,6 +76,7 @@ async def run_share(args: Any) -> ExitStatus:
     out = sys.stdout
     # The relay itself never loses a kernel message; a slow viewer may.
     async with connected(args, passive=True, name="ipymirror-share", role="share") as link:
+        link.parse_content = False  # relayed as the kernel signed it: the relay keeps pace
         relay = Relay(
             keys,
             link.kernel_info,

@@ -65,6 +65,15 @@ def msg_type_of(msg: Mapping[str, Any]) -> str:
     return _str(_dict(msg.get("header")).get("msg_type") or msg.get("msg_type"))
 
 
+#: Characters kept of the identifiers a peer chooses (session, user name, msg_id,
+#: display_id): they are kept in tables, so their size is capped too.
+MAX_ID = 128
+
+
+def _id(value: Any) -> str:
+    return _str(value)[:MAX_ID]
+
+
 def kernel_session_of(msg: Mapping[str, Any]) -> str:
     """The session of the kernel process that sent ``msg`` (its own ``header.session``).
 
@@ -72,8 +81,8 @@ def kernel_session_of(msg: Mapping[str, Any]) -> str:
     """
     if not isinstance(msg, Mapping) or is_server_message(msg):
         return ""
-    session = _str(_dict(msg.get("header")).get("session"))
-    return "" if session == _str(_dict(msg.get("parent_header")).get("session")) else session
+    session = _id(_dict(msg.get("header")).get("session"))
+    return "" if session == _id(_dict(msg.get("parent_header")).get("session")) else session
 
 
 def is_server_message(msg: Mapping[str, Any]) -> bool:
@@ -95,10 +104,10 @@ def is_server_message(msg: Mapping[str, Any]) -> bool:
 def peer_of(msg: Mapping[str, Any]) -> tuple[Peer, str]:
     """The peer whose request caused ``msg``, and that request's msg_id."""
     parent = _dict(msg.get("parent_header"))
-    session = _str(parent.get("session"))
+    session = _id(parent.get("session"))
     if not session:
-        return KERNEL, _str(parent.get("msg_id"))
-    return Peer(session, _str(parent.get("username"))), _str(parent.get("msg_id"))
+        return KERNEL, _id(parent.get("msg_id"))
+    return Peer(session, _id(parent.get("username"))), _id(parent.get("msg_id"))
 
 
 def _execute_input(peer: Peer, cell: str, c: Mapping[str, Any]) -> Event:
@@ -143,7 +152,7 @@ def _display(peer: Peer, cell: str, c: Mapping[str, Any], update: bool) -> Event
         cell,
         _dict(c.get("data")),
         _dict(c.get("metadata")),
-        _str(display_id) if display_id not in (None, "") else None,
+        _id(display_id) if display_id not in (None, "") else None,
         update,
     )
 

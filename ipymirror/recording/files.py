@@ -132,14 +132,19 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def read_recording(
-    path: str, *, warn: Callable[[str], None] | None = None
+    path: str,
+    *,
+    warn: Callable[[str], None] | None = None,
+    skip: Callable[[int, str], None] | None = None,
 ) -> tuple[Header, Records]:
     """Open a recording: its header now, its records lazily (in file order).
 
     ``warn`` is called once if the last line is torn (default: print
     ``ipymirror: warning: ...`` to stderr).  A foreign, empty or corrupt file
     raises :class:`MirrorError` with :attr:`ExitStatus.RECORDING`, the header's
-    problems here, a bad line's while iterating.
+    problems here, a bad line's while iterating -- unless ``skip`` is given:
+    then a bad line is skipped and ``skip(line number, why)`` told.
+    :attr:`Records.line` is the line number of the record last returned.
     """
     try:
         f = open(path, "rb")  # noqa: SIM115 -- the records iterator closes it
@@ -157,18 +162,20 @@ def read_recording(
     except BaseException:
         f.close()
         raise
-    return header, Records(f, _records(path, f, lines, warn or _warn_stderr))
+    return header, Records(f, _records(path, f, lines, warn or _warn_stderr, skip))
 
 
 class Records(Iterator[Record]):
     """The records of an open recording, in file order; closes the file when done."""
 
-    def __init__(self, f: Any, records: Iterator[Record]) -> None:
+    def __init__(self, f: Any, records: Iterator[tuple[int, Record]]) -> None:
         self._f = f
         self._records = records
+        self.line = 0
 
     def __next__(self) -> Record:
-        return next(self._records)
+        self.line, record = next(self._records)
+        return record
 
     def close(self) -> None:
         self._f.close()
@@ -206,8 +213,12 @@ def _warn_stderr(text: str) -> None:
 
 
 def _records(
-    path: str, f: Any, lines: Iterator[tuple[int, bytes]], warn: Callable[[str], None]
-) -> Iterator[Record]:
+    path: str,
+    f: Any,
+    lines: Iterator[tuple[int, bytes]],
+    warn: Callable[[str], None],
+    skip: Callable[[int, str], None] | None,
+) -> Iterator[tuple[int, Record]]:
     torn = "the last line is incomplete (the recording was cut short); it was skipped"
     number = 1
     try:
@@ -215,12 +226,16 @@ def _records(
             if not line.strip():
                 continue
             try:
-                yield decode_record(line)
+                record = decode_record(line)
             except RecordError as exc:
                 if not line.endswith(b"\n"):
                     warn(f"{path}: line {number}: {torn}")
                     return
-                raise _fail(path, f"line {number}: ", f"corrupt recording ({exc})") from None
+                if skip is None:
+                    raise _fail(path, f"line {number}: ", f"corrupt recording ({exc})") from None
+                skip(number, f"a corrupt record ({exc})")
+                continue
+            yield number, record
     except _Torn:
         warn(f"{path}: after line {number}: {torn}")
     except (zlib.error, OSError) as exc:

@@ -12,6 +12,8 @@ Rules this codec and its files keep:
 * Reading, a torn last line costs that line and one warning; any other bad
   line is a :class:`RecordError` (a :class:`MirrorError` with the file name and
   line number from :func:`read_recording`).
+* A message whose ``content`` is still the kernel's signed JSON bytes (the
+  relay does not parse it) is written with those bytes as they are.
 * Encoding never fails: a part of a message that JSON cannot hold as it is
   (nested deeper than Python recurses) is written as JSON *text* under
   ``raw`` and the part itself as ``{}``, as is every part of a malformed
@@ -178,6 +180,14 @@ def encode_checked(msg: Mapping[str, Any], t: float, channel: str = "iopub") -> 
     raw = msg.get("raw")
     if isinstance(raw, Mapping) and raw:
         obj["raw"] = {str(k): v if isinstance(v, str) else str(v) for k, v in raw.items()}
+    content = msg.get("content")
+    if isinstance(content, bytes | memoryview):  # signed JSON, passed on as it is
+        del obj["content"]
+        try:
+            head = _dumps(obj)
+        except (RecursionError, ValueError, TypeError):
+            head = _dumps({"t": obj["t"], "channel": channel, "msg_type": obj["msg_type"]})
+        return head[:-2] + b',"content":' + bytes(content).strip() + b"}\n", False
     try:
         return _dumps(obj), "raw" in obj
     except (RecursionError, ValueError, TypeError):

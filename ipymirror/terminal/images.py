@@ -33,7 +33,6 @@ import base64
 import concurrent.futures
 import functools
 import io
-import os
 import queue
 import re
 import threading
@@ -285,7 +284,7 @@ class ImagePainter:
         *,
         tmux: bool = False,
         on_ready: Callable[[], None] | None = None,
-        processes: bool = not os.environ.get("IPYMIRROR_IMAGE_THREAD"),
+        processes: bool = True,
     ) -> None:
         self.protocol = protocol
         self.cell = cell
@@ -316,10 +315,6 @@ class ImagePainter:
                     1, thread_name_prefix="ipymirror-images"
                 )
         return self._pool
-
-    def start(self) -> None:
-        """Start the worker now (it takes a moment), not when the first plot arrives."""
-        self._run(int)
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
         """``fn(*args)`` in the worker.  Only a queue put on the caller's thread: starting
@@ -425,6 +420,19 @@ class ImagePainter:
 
         self._run(paint_live, pic, cols, rows).add_done_callback(done)
         return pic.lines()
+
+    def abandon(self) -> None:
+        """A picture took too long (a hostile SVG?): stop its worker; the next gets a new one.
+
+        A running job cannot be cancelled; killing the worker process is the only
+        way (through ``_processes``, the pool's own table: no public API for it).
+        """
+        pool, self._pool = self._pool, None
+        if isinstance(pool, concurrent.futures.ProcessPoolExecutor):
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.kill()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Drop what waits; the worker ends after the picture it is drawing (if any)."""

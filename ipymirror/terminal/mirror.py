@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 
 from ipymirror.core.events import Event
 from ipymirror.core.pipeline import Message, Pipeline, Update
@@ -18,6 +19,8 @@ from ipymirror.core.transcript import Transcript
 from ipymirror.terminal.writer import TerminalWriter
 
 __all__ = ["Mirror"]
+
+SLICE = 0.02  # seconds of message handling between two turns of the event loop
 
 
 class Mirror:
@@ -81,5 +84,23 @@ class Mirror:
             self.writer.painter.close()
 
     async def run(self, batches: AsyncIterable[list[Message]]) -> None:
+        """Feed every batch; a batch that takes long is fed in slices of ~``SLICE``
+        seconds, with a turn of the event loop between them (keys are echoed)."""
         async for batch in batches:
-            self.feed(batch, time.monotonic())  # arrival time: who is active
+            now = time.monotonic()  # arrival time: who is active
+            msgs = iter(batch)
+            more = [True]
+            while more[0]:
+                self.feed(_slice(msgs, more), now)
+                if more[0]:
+                    await asyncio.sleep(0)
+
+
+def _slice(msgs: Iterator[Message], more: list[bool]) -> Iterator[Message]:
+    """Messages from ``msgs`` for about SLICE seconds; ``more[0]`` says if any are left."""
+    end = time.monotonic() + SLICE
+    for msg in msgs:
+        yield msg
+        if time.monotonic() > end:
+            return
+    more[0] = False

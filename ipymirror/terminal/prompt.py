@@ -125,8 +125,10 @@ def prompt_style(base: BaseStyle, light: bool) -> BaseStyle:
     return merge_styles([code_style(light), base])
 
 
-def input_processors() -> list[Any]:
+def input_processors(brackets: bool = True) -> list[Any]:
     """Highlight the bracket that matches the one at the cursor, as IPython does."""
+    if not brackets:
+        return []
     return [
         ConditionalProcessor(
             HighlightMatchingBracketProcessor(chars="[](){}"),

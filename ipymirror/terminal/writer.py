@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import select
 import time
@@ -39,11 +40,12 @@ from ipymirror.core.images import Picture
 from ipymirror.errors import MirrorError
 from ipymirror.terminal.images import ImagePainter, fallback
 
-__all__ = ["TerminalWriter"]
+__all__ = ["TerminalWriter", "output_error"]
 
 FRAME_MIN, FRAME_MAX = 32 * 1024, 256 * 1024  # bytes per frame, adapted between these
 FRAME_TARGET = 0.01  # seconds a frame should take; the loop gets a turn after each
 MAX_PENDING = 16 * 1024 * 1024  # bytes waiting for the terminal, at most
+DRAW_TIMEOUT = 10.0  # seconds a picture may hold up the output behind it
 EXIT_WAIT = 2.0  # seconds flush_now waits for pictures still drawing; then placeholders
 
 
@@ -77,6 +79,7 @@ class TerminalWriter:
         self.max_pending = max_pending
         self._notice = notice
         self.painter = painter
+        self.draw_timeout = DRAW_TIMEOUT
         self._pending: deque[bytes | _Drawing] = deque()
         self._size = 0
         self._scheduled = False
@@ -126,16 +129,39 @@ class TerminalWriter:
             self._append(self.painter.encode(pic))
             return
         drawing = _Drawing(self.painter.submit(pic), fallback(pic), pic.rows)
-        drawing.future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._schedule))
+
+        def drawn(_: object) -> None:  # on a pool thread; the loop may be gone (exit)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._schedule)
+
+        drawing.future.add_done_callback(drawn)
         self._pending.append(drawing)
         self._size += len(drawing.fallback)
 
     def _ready(self) -> bool:
-        """Is there something a frame can write now (not just a picture still drawing)?"""
+        """Is there something a frame can write now (not just a picture still drawing)?
+
+        A picture gets ``draw_timeout`` seconds at the head of the queue; then it is
+        its placeholder and its worker is stopped, so no image (a hostile SVG) can hold
+        up the text behind it for longer.
+        """
         if not self._pending:
             return False
         head = self._pending[0]
-        return not isinstance(head, _Drawing) or head.future.done()
+        if not isinstance(head, _Drawing) or head.future.done():
+            return True
+        now = time.monotonic()
+        if head.deadline is None:
+            head.deadline = now + self.draw_timeout
+            with contextlib.suppress(RuntimeError):  # no loop: flush_now waits instead
+                asyncio.get_running_loop().call_later(self.draw_timeout, self._schedule)
+            return False
+        if now < head.deadline:
+            return False
+        head.future = _done(head.fallback)
+        if self.painter is not None:
+            self.painter.abandon()
+        return True
 
     def _wait_head(self, deadline: float | None = None) -> None:
         """Block until the picture at the head of the queue is drawn, or ``deadline``
@@ -301,15 +327,7 @@ class TerminalWriter:
         self._pending.clear()
         self._size = 0
         self._unannounced = 0
-        where = "standard output" if self.fd == 1 else getattr(self.stream, "name", "the output")
-        self.error = MirrorError(f"cannot write to {where}: {exc.strerror or exc}")
-        if self.fd is not None:  # later prints (and Python's exit flush) must not fail again
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, self.fd)
-                os.close(devnull)
-            except OSError:
-                pass
+        self.error = output_error(self.stream, exc)
         if self.on_error is not None:
             self.on_error(self.error)
 
@@ -328,10 +346,31 @@ class TerminalWriter:
             raise self.error
 
 
+def output_error(stream: Any, exc: OSError) -> MirrorError:
+    """The one line for a failed write to ``stream`` (a full disk, a closed pipe).
+
+    The stream's descriptor is pointed at /dev/null, so later prints, and
+    Python's flush at exit, do not fail a second time.
+    """
+    try:
+        fd: int | None = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    where = "standard output" if fd == 1 else getattr(stream, "name", "the output")
+    if fd is not None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        except OSError:
+            pass
+    return MirrorError(f"cannot write to {where}: {exc.strerror or exc}")
+
+
 class _Drawing:
     """A picture the painter is drawing: its future bytes, and what to write instead."""
 
-    __slots__ = ("fallback", "future", "rows")
+    __slots__ = ("deadline", "fallback", "future", "rows")
 
     def __init__(
         self, future: concurrent.futures.Future[bytes], fallback: bytes, rows: int
@@ -339,6 +378,7 @@ class _Drawing:
         self.future = future
         self.fallback = fallback
         self.rows = rows
+        self.deadline: float | None = None  # set when it reaches the head of the queue
 
     def result(self) -> bytes:
         try:

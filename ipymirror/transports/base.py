@@ -38,6 +38,7 @@ class KernelTransport(Protocol):
     state_at_connect: str
     bad_signatures: int  # messages that failed authentication (dropped)
     malformed: int  # signed messages that are not valid messages (delivered raw)
+    parse_content: bool  # False: IOPub content stays the signed JSON bytes (the relay)
     manager: Any  # set when this process started the kernel (it may then restart it)
     on_stdin: Callable[[dict[str, Any]], None] | None
     on_bad_message: Callable[[], None] | None

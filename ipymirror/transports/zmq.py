@@ -84,6 +84,9 @@ class KernelLink(KernelInfo):
         self.where = where or client.connection_file
         self.bad_signatures = 0
         self.malformed = 0
+        #: False: IOPub ``content`` is left as the signed JSON bytes, unparsed (the
+        #: relay passes it on as it is: less work per message than the kernel did).
+        self.parse_content = True
         self.state_at_connect = "unknown"
         self.kernel_info: dict[str, Any] = {}
         self.kernel_session = ""  # header.session of the kernel_info_reply: which kernel process
@@ -397,7 +400,7 @@ class KernelLink(KernelInfo):
             self._unauthenticated()
             return None
         try:
-            return session.deserialize(parts)
+            return session.deserialize(parts, content=self.parse_content)
         except Exception as exc:  # anything a sender can make deserialize raise
             if not _signed(session, parts) or str(exc).startswith("Duplicate Signature"):
                 self._unauthenticated()
@@ -491,7 +494,13 @@ _INSTALL_HINTS = {
 _HARMLESS = (
     "Kernel is running over TCP without encryption",  # ipykernel 7, on every start
     "To connect another client to this kernel",
+    # IPython's banner when the kernel is started as `ipython kernel`:
     "NOTE: When using the `ipython kernel` entry point",
+    # ...and the rest of that note, which an independent kernel (see start()) prints
+    "To exit, you will have to explicitly quit this process",
+    '"quit" from a client, or using Ctrl-\\ in UNIX-like environments',
+    "To read more about this, see https://github.com/ipython/ipython/issues/2049",
+    "    --existing kernel-",
 )
 
 

@@ -74,6 +74,10 @@ def test_config_file_py_then_env_then_command_line(jupyter_dirs, monkeypatch):
     assert parse(["--emacs"]).editing_mode == "emacs"
     assert parse(["--confirm-exit"]).confirm_exit is True
     assert parse(["--MirrorConsole.confirm_exit", "True"]).confirm_exit is True
+    off = parse(
+        ["--MirrorConsole.auto_suggest=False", "--MirrorConsole.highlight_matching_brackets=0"]
+    )
+    assert (off.auto_suggest, off.highlight_matching_brackets) == (False, False)
 
 
 def test_config_file_json(jupyter_dirs):

@@ -400,3 +400,14 @@ def test_ssh_and_sshkey_reach_the_tunnel(kernel, monkeypatch):
     link = KernelLink.join(kernel.connection_file, "me", ssh="gw.example", sshkey="/k/id")
     assert calls == [(kernel.shell_port, "gw.example", "/k/id")]
     assert (link.client.ip, link.client.shell_port) == ("127.0.0.1", 1)
+
+
+def test_ctrl_c_interrupts_under_the_simple_prompt(kernel, terminal, ipymirror_argv):
+    argv = ipymirror_argv("--existing", kernel.connection_file, "--simple-prompt")
+    term = terminal(argv, env=env_for())
+    term.wait_for("In [1]: ")
+    term.send("import time; print('sleep' + 'ing'); time.sleep(60)" + ENTER)
+    term.wait_for("\nsleeping")  # the cell runs
+    term.ctrl("c")
+    term.wait_for("KeyboardInterrupt", timeout=30)
+    term.wait_for(re.compile(r"KeyboardInterrupt(.|\n)*In \[2\]:$"))

@@ -408,3 +408,15 @@ def test_ctrl_j_and_alt_enter_open_a_new_line(pipe):
         await task
 
     run(main())
+
+
+def test_suggestions_and_bracket_matching_can_be_turned_off(pipe):
+    async def main() -> None:
+        on, _ = make_console(FakeLink(), pipe)
+        off, _ = make_console(
+            FakeLink(), pipe, auto_suggest=False, highlight_matching_brackets=False
+        )
+        assert on.session.auto_suggest is not None and on.session.input_processors
+        assert off.session.auto_suggest is None and not off.session.input_processors
+
+    run(main())

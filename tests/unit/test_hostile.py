@@ -180,3 +180,15 @@ def test_a_display_updated_with_a_huge_output_stays_capped():
     assert len(t.live()) <= MAX_LIVE_LINES + 5
     t.feed(Status(BOB, "c1", "idle", "execute_request"))
     assert "lines not kept" in "".join(t.take())
+
+
+def test_identifiers_a_peer_chooses_are_capped():
+    from ipymirror.core.protocol import MAX_ID, to_event
+
+    huge = "x" * 10_000_000
+    msg = _msg("display_data", {"data": {"text/plain": "d"}, "transient": {"display_id": huge}})
+    msg["parent_header"] = {"session": huge, "username": huge, "msg_id": huge}
+    ev = to_event(msg)
+    assert isinstance(ev, Display)
+    assert max(len(ev.peer.session), len(ev.peer.username), len(ev.cell)) <= MAX_ID
+    assert ev.display_id is not None and len(ev.display_id) <= MAX_ID

@@ -8,6 +8,8 @@ import struct
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from ipymirror.core.events import ClearOutput, Display, ExecuteInput, Peer, Result, Status, Stream
@@ -223,3 +225,25 @@ def test_a_peer_cannot_draw_with_raw_escapes(raw):
         assert introducer not in out
     assert "xy" in out
     assert sanitize(raw) == ""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    head=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"GIF89a", b"\xff\xd8"]),
+    tail=st.binary(max_size=200),
+    mime=st.sampled_from(["image/png", "image/gif", "image/jpeg"]),
+)
+def test_hostile_headers_never_raise(head, tail, mime):
+    value = base64.b64encode(head + tail).decode()
+    dims = image_dims(mime, value)
+    assert dims is None or all(isinstance(d, int) and d >= 0 for d in dims)
+    r = Renderer(images=RASTER)
+    pic = r.picture({mime: value}, {mime: {"width": 10**9}})
+    assert pic is None or (1 <= pic.cols <= r.width and 1 <= pic.rows <= r.image_rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_hostile_svg_never_raises(text):
+    dims = svg_dims("<svg " + text)
+    assert dims is None or min(dims) >= 1

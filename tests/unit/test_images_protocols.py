@@ -273,3 +273,60 @@ def test_writer_keeps_text_after_a_picture_in_order_and_off_the_loop():
     text = out.getvalue()
     assert text.startswith("before\n") and text.endswith("after\n")
     assert "\x1b_Ga=T" in text and text.index("\x1b_G") < text.index("after")
+
+
+def test_a_picture_that_never_finishes_is_its_placeholder_after_the_timeout():
+    """No image (a hostile SVG, a stuck decoder) holds up the text behind it for long."""
+    import asyncio
+
+    pic = picture(quadrants())
+    out = io.StringIO()
+    never = threading.Event()
+    abandoned = []
+
+    class StuckPainter(ImagePainter):
+        def _run(self, fn, *args):
+            def stuck(*a):
+                never.wait(30)
+                return fn(*a)
+
+            return super()._run(stuck, *args)
+
+        def abandon(self):
+            abandoned.append(True)
+            super().abandon()
+
+    writer = TerminalWriter(out, painter=StuckPainter("kitty", processes=False))
+    writer.draw_timeout = 0.2
+
+    async def main() -> None:
+        writer.push(["before\n", pic, "after\n"])
+        for _ in range(300):
+            if "after" in out.getvalue():
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    never.set()
+    text = out.getvalue()
+    assert text == "before\n" + fallback_bytes(pic).decode() + "after\n"
+    assert abandoned == [True]
+
+
+def test_abandon_kills_a_stuck_worker_process():
+    import concurrent.futures
+    import os
+    import time
+
+    painter = ImagePainter("kitty")
+    try:
+        pid = painter._executor().submit(os.getpid).result(60)
+        stuck = painter._executor().submit(time.sleep, 60)  # a decoder that never ends
+        painter.abandon()
+        with pytest.raises(concurrent.futures.BrokenExecutor):  # the worker was killed
+            stuck.result(30)
+        pic = picture(quadrants())
+        assert b"\x1b_Ga=T" in painter.submit(pic).result(60)  # a new worker draws
+        assert painter._executor().submit(os.getpid).result(30) != pid
+    finally:
+        painter.close()

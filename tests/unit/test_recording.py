@@ -303,6 +303,10 @@ def test_cli_says_one_line_and_exits_6(tmp_path, capsys, kind, command):
     path.write_bytes(BAD_FILES[kind])
     rc = main([command[0], str(path), *command[1:]])
     err = capsys.readouterr().err
+    if (kind, command[0]) == ("bad-middle", "export"):  # export leaves one bad line out
+        assert rc == 0 and err.count("\n") == 1, err
+        assert err.startswith("ipymirror: warning: ") and ": line 3: a corrupt record" in err
+        return
     assert rc == 6
     assert err.startswith("ipymirror: error: ") and err.count("\n") == 1, err
     assert not (tmp_path / f"{kind}.ipynb").exists()  # no half-written export

@@ -203,3 +203,16 @@ def test_bind_pair_and_advertised_addresses(monkeypatch):
     assert advertised("tcp://127.0.0.1:40001", None) == "tcp://127.0.0.1:40001"
     assert advertised("tcp://0.0.0.0:40001", None) == "tcp://lab.example.org:40001"
     assert advertised("tcp://0.0.0.0:40001", "10.0.0.5") == "tcp://10.0.0.5:40001"
+
+
+def test_records_held_while_catching_up_are_capped_in_bytes():
+    from ipymirror.transports.share.viewer import HELD_BYTES
+
+    seq = Sequencer()
+    seq.hello()  # syncing: live records are held
+    record = b"x" * 60_000
+    for n in range(1, 2001):  # 120 MB of live records while no welcome comes
+        seq.live(b"e1", n, [record])
+    assert seq.held_bytes <= HELD_BYTES
+    assert sum(len(r) for _, _, r in seq.held) == seq.held_bytes
+    assert seq.held[-1][1] == 2000  # the newest are kept

@@ -83,6 +83,7 @@ class ServerLink(KernelInfo):
         self.state_at_connect = "unknown"
         self.bad_signatures = 0  # always 0: the server checks signatures, not us
         self.malformed = 0  # frames that are not kernel messages (dropped)
+        self.parse_content = True  # a websocket frame is parsed whole: always parsed here
         self.manager: ServerKernel | None = None
         self.on_stdin: Callable[[Message], None] | None = None
         self.on_bad_message: Callable[[], None] | None = None

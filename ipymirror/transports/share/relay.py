@@ -19,6 +19,12 @@ Rules the relay keeps (the wire protocol is written out in docs/sharing.md):
   is bounded (past it, ZMQ drops that viewer's messages, in C; the viewer
   catches up later); catch-up replies are one message each on a ROUTER, also
   bounded.  The relay's own IOPub subscription is unbounded: it loses nothing.
+* The queues are bounded in bytes, not only in messages: a live message holds
+  at most ``LIVE_BYTES`` of records, and a record larger than that is not sent
+  live at all (its number is skipped: viewers see the gap and fetch it from
+  the backlog).  So a viewer that never reads pins at most ``queue`` x
+  ``LIVE_BYTES`` (64 MB by default), and the relay's memory is its backlog
+  plus that per stalled viewer, whatever the kernel prints.
 * The backlog is a bounded suffix of the stream that starts at a cell start:
   the last ``cells`` cells, and at most ``max_records``/``max_bytes``.
 """
@@ -41,7 +47,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from ipymirror.core.protocol import msg_type_of, peer_of
 from ipymirror.errors import ExitStatus, MirrorError
-from ipymirror.recording.format import encode_record, header_record
+from ipymirror.recording.format import RecordError, decode_record, encode_record, header_record
 from ipymirror.transports.share.ticket import HostKeys
 
 __all__ = ["Backlog", "Relay", "parse_hello"]
@@ -62,6 +68,8 @@ BACKLOG_CELLS = 20
 BACKLOG_RECORDS = 50_000
 BACKLOG_BYTES = 64 * 1024 * 1024
 VIEWER_QUEUE = 1000  # live messages (bursts) queued per viewer; past that it misses some
+LIVE_BYTES = 64 * 1024  # bytes of records in one live message; larger records: catch-up only
+WELCOME_QUEUE = 4  # catch-up replies queued per connection
 
 
 def parse_hello(frames: list[bytes]) -> tuple[int, str, int] | None:
@@ -132,6 +140,16 @@ class Backlog:
         """(seq of the first record returned, the records after ``after`` still held)."""
         start = max(after + 1, self.first)
         return start, list(islice(self.records, start - self.first, None))
+
+
+def _decoded(records: list[bytes]) -> list[dict[str, Any]]:
+    msgs = []
+    for record in records:
+        try:
+            msgs.append(decode_record(record).msg)
+        except RecordError:  # e.g. content nested deeper than Python parses
+            continue
+    return msgs
 
 
 def _bind(sock: zmq.Socket, addr: str) -> str:
@@ -209,7 +227,7 @@ class Relay:
         self.pub.setsockopt(zmq.XPUB_MANUAL, 1)  # viewers cannot add subscriptions of their own
         self.pub.setsockopt(zmq.SNDHWM, self.queue)
         self.router = self._socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.SNDHWM, 16)
+        self.router.setsockopt(zmq.SNDHWM, WELCOME_QUEUE)
         self.router.setsockopt(zmq.RCVHWM, 16)
         for sock in (self.pub, self.router):  # only for IPv6 addresses: with it, IPv4 ones
             sock.setsockopt(zmq.IPV6, int("[" in pub_addr))  # would read ::ffff:127.0.0.1
@@ -235,22 +253,38 @@ class Relay:
 
     # -- the stream ------------------------------------------------------------
     def publish(self, msgs: list[dict[str, Any]]) -> None:
-        """Number, encode (once), keep and broadcast a batch of IOPub messages."""
+        """Number, encode (once), keep and broadcast a batch of IOPub messages,
+        in live messages of at most LIVE_BYTES (see the module's rules)."""
         backlog, t = self.backlog, time.monotonic() - self.t0
-        frames = [EVENTS, self.epoch, str(backlog.last + 1).encode()]
         own = self.own_session
+        group: list[bytes] = []
+        first = size = 0
         kept = []
         for msg in msgs:
             if own and peer_of(msg)[0].session == own:
                 continue
             record = encode_record(msg, t)
-            backlog.append(record, msg_type_of(msg) == "execute_input")
-            frames.append(record)
-            kept.append(msg)
-        if len(frames) > 3:
-            self.pub.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
-            for observer in self.observers:  # e.g. the web page (share --web)
-                observer(kept)
+            seq = backlog.append(record, msg_type_of(msg) == "execute_input")
+            kept.append(record)
+            if group and (size + len(record) > LIVE_BYTES or len(record) > LIVE_BYTES):
+                self._send_live(first, group)
+                group, size = [], 0
+            if len(record) > LIVE_BYTES:
+                continue  # catch-up only
+            if not group:
+                first = seq
+            group.append(record)
+            size += len(record)
+        if group:
+            self._send_live(first, group)
+        if kept and self.observers:  # e.g. the web page (share --web)
+            seen = _decoded(kept)  # as viewers see them: content is not parsed on the way in
+            for observer in self.observers:
+                observer(seen)
+
+    def _send_live(self, first: int, records: list[bytes]) -> None:
+        frames = [EVENTS, self.epoch, str(first).encode(), *records]
+        self.pub.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
 
     async def pump(self, batches: AsyncIterable[list[dict[str, Any]]]) -> None:
         async for batch in batches:

@@ -9,7 +9,8 @@ Rules the sequencer keeps (the "Clone" pattern of the ZMQ guide):
   delivered only if its number is the next one; older ones are duplicates and
   are dropped.
 * From a ``hello`` until a ``welcome`` arrives, live records are held back (at
-  most ``max_held``; older ones are let go and come back as a gap).  Any
+  most ``max_held`` records and ``HELD_BYTES`` bytes; older ones are let go
+  and come back as a gap).  Any
   welcome will do, whichever hello it answers: each is a consistent suffix of
   the stream.  The welcome's records come first, then the held ones.
 * A gap — a live record beyond the next number, a tick announcing a number we
@@ -40,6 +41,7 @@ from ipymirror.transports.share.ticket import Ticket
 __all__ = ["Sequencer", "ViewerSource"]
 
 HELD_MAX = 10_000  # live records held back while catching up, at most
+HELD_BYTES = 16 * 1024 * 1024  # ... and bytes of them
 RETRY = 1.0  # seconds before an unanswered hello is sent again
 SILENCE = 3.5 * TICK_PERIOD  # no tick for this long: the relay is gone
 BATCH = 256  # socket messages read per wake-up, at most
@@ -63,6 +65,7 @@ class Sequencer:
         self.syncing = True  # holding live records until a welcome
         self.need_hello = True  # a gap was seen: the caller should send a hello
         self.held: deque[tuple[bytes, int, bytes]] = deque(maxlen=max_held)
+        self.held_bytes = 0
         self.missed = 0  # events announced as missed, in total
         self.notices: list[str] = []
 
@@ -98,6 +101,7 @@ class Sequencer:
         self.last = max(self.last, last)
         self.syncing = self.need_hello = False
         held, self.held = self.held, deque(maxlen=self.held.maxlen)
+        self.held_bytes = 0
         for held_epoch, seq, record in held:
             if held_epoch == new:  # older epochs' records are of a relay that is gone
                 out += self.live(held_epoch, seq, [record])
@@ -116,11 +120,21 @@ class Sequencer:
             if not self.syncing and (epoch != self.epoch or seq > self.last + 1):
                 self.syncing = self.need_hello = True  # a gap (or a new relay run)
             if self.syncing:
-                self.held.append((epoch, seq, record))
+                self._hold(epoch, seq, record)
             elif seq == self.last + 1:
                 out.append(record)
                 self.last = seq
         return out
+
+    def _hold(self, epoch: bytes, seq: int, record: bytes) -> None:
+        """Keep a live record for after the welcome; the oldest go past the caps."""
+        held = self.held
+        if len(held) == held.maxlen:
+            self.held_bytes -= len(held[0][2])
+        held.append((epoch, seq, record))
+        self.held_bytes += len(record)
+        while self.held_bytes > HELD_BYTES and len(held) > 1:
+            self.held_bytes -= len(held.popleft()[2])
 
     def tick(self, epoch: bytes, last: int) -> None:
         """A tick: the relay's newest number; anything newer than ours we lost."""
@@ -153,6 +167,7 @@ class ViewerSource:
         self.on_kernel: Callable[[list[Event]], object] = lambda events: None
         self.kernel_dead = False
         self.bad = 0  # frames from the relay that did not parse
+        self.unreadable = 0  # records the relay passed on that are not records
         self._own_ctx = ctx is None  # many viewers in one process share one (benchmarks)
         self.ctx = ctx or zmq.asyncio.Context()
         self.sub = self.ctx.socket(zmq.SUB)
@@ -242,8 +257,10 @@ class ViewerSource:
         for record in records:
             try:
                 msgs.append(decode_record(record).msg)
-            except RecordError:
-                self.bad += 1
+            except RecordError as exc:  # e.g. JSON nested deeper than Python parses
+                self.unreadable += 1
+                if self.unreadable == 1:
+                    self.notice(f"a message could not be read ({exc}); not shown, nor any more")
         return msgs
 
     async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
