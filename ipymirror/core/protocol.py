@@ -35,6 +35,7 @@ from ipymirror.core.events import (
 from ipymirror.core.sanitize import sanitize, strip_sgr
 
 __all__ = [
+    "is_server_message",
     "kernel_description",
     "kernel_language",
     "kernel_session_of",
@@ -78,10 +79,26 @@ def kernel_session_of(msg: Mapping[str, Any]) -> str:
 
     '' when it tells nothing: IRkernel puts the requester's session there.
     """
-    if not isinstance(msg, Mapping):
+    if not isinstance(msg, Mapping) or is_server_message(msg):
         return ""
     session = _id(_dict(msg.get("header")).get("session"))
     return "" if session == _id(_dict(msg.get("parent_header")).get("session")) else session
+
+
+def is_server_message(msg: Mapping[str, Any]) -> bool:
+    """Sent by a Jupyter Server itself, not the kernel: its ``restarting``/``dead``
+    status and its rate-limit stderr.  They carry the *receiver's* session in
+    ``header.session``, which is no kernel's."""
+    content = _dict(msg.get("content"))
+    msg_type = msg_type_of(msg)
+    if msg_type == "status":
+        return content.get("execution_state") in ("restarting", "dead")
+    if msg_type == "stream" and content.get("name") == "stderr":
+        text = _str(content.get("text"))
+        return any(text.startswith(start) for start, _, _ in _RATE_LIMITS) and (
+            "Jupyter server will temporarily stop" in text
+        )
+    return False
 
 
 def peer_of(msg: Mapping[str, Any]) -> tuple[Peer, str]:
@@ -110,9 +127,13 @@ def _stream(peer: Peer, cell: str, c: Mapping[str, Any]) -> Event | None:
     if not text:
         return None
     name = "stderr" if c.get("name") == "stderr" else "stdout"
-    if name == "stderr" and text.startswith("IOPub "):
+    if (
+        name == "stderr"
+        and text.startswith("IOPub ")
+        and "Jupyter server will temporarily stop" in text
+    ):
         for start, limit, setting in _RATE_LIMITS:
-            if text.startswith(start) and "Jupyter server will temporarily stop" in text:
+            if text.startswith(start):
                 return OutputDropped(peer, cell, limit, setting)
     return Stream(peer, cell, name, text)
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "support"))
 
 FLOOD = "import sys\nfor i in range(6000):\n    print(i)\n    sys.stdout.flush()"
 

@@ -106,9 +106,8 @@ def test_not_a_jupyter_server(html_server):
     assert "is not a Jupyter server" in line
 
 
-def test_forbidden_action_is_its_own_status(server, kernel_id, tmp_path):
-    """A token that is fine but may not start kernels: here, a kernelspec that does not exist
-    is refused differently (KERNELSPEC) -- and --ssh with a URL is a usage error."""
+def test_unknown_kernelspec_on_the_server_and_ssh_with_a_url(server, kernel_id, tmp_path):
+    """--server with a kernelspec the server lacks: KERNELSPEC; --ssh with a URL: USAGE."""
     proc = run_cli("--server", server.url, "--kernel", "nosuchkernel", "--token", server.token)
     one_error_line(proc, ExitStatus.KERNELSPEC)
     proc = run_cli("--existing", server.url, "--ssh", "host", "--token", server.token)
@@ -149,6 +148,8 @@ def test_server_starts_a_kernel_and_prints_how_peers_join(server, terminal, ipym
     finally:
         bob.close()
     term.ctrl("d")
+    term.wait_for("Shut down the kernel for everyone?")  # lab-bob was there
+    term.send("y\r")
     assert term.wait_exit(timeout=30) == 0
     assert kid not in [k["id"] for k in server.api("GET", "api/kernels")]  # ours: shut down
 
@@ -251,12 +252,12 @@ def test_watch_and_share_over_a_server(server, kernel_id, terminal, ipymirror_ar
 
 
 def test_legacy_framing_and_pings_answered(terminal, ipymirror_argv, tmp_path, jupyter_dirs):
-    """An older server's JSON framing; pings every 100 ms, a socket closed after 400 ms
-    without a pong: a cell that runs 1.5 s outlives many pings without a reconnect."""
+    """An older server's JSON framing; pings every 100 ms, a socket closed after 1 s
+    without a pong: a cell that runs 4 s outlives many pings without a reconnect."""
     config = tmp_path / "legacy_config.py"
     config.write_text(
         "c.ZMQChannelsWebsocketConnection.kernel_ws_protocol = ''\n"
-        "c.ServerApp.tornado_settings = {'ws_ping_interval': 100, 'ws_ping_timeout': 400}\n"
+        "c.ServerApp.tornado_settings = {'ws_ping_interval': 100, 'ws_ping_timeout': 1000}\n"
     )
     server = start_jupyter_server(tmp_path / "legacy", "tok", "/user/alice/", f"--config={config}")
     try:
@@ -267,11 +268,86 @@ def test_legacy_framing_and_pings_answered(terminal, ipymirror_argv, tmp_path, j
             cols=200,
         )
         term.wait_for(PROMPT, timeout=30)
-        term.send("import time; time.sleep(1.5); print('still', 'here')\r")
+        term.send("import time; time.sleep(4); print('still', 'here')\r")
         term.wait_for("still here", timeout=30)
         with pytest.raises(websocket.WebSocketException):  # it offers no v1 to a v1 client
             LabPeer(server, kid, "lab-bob")
+        assert "connection to the server dropped" not in term.text()
+        assert not any("ping timeout" in line for line in server.log)
     finally:
         server.stop()
-    assert "connection to the server dropped" not in term.text()
-    assert not any("ping timeout" in line for line in server.log)
+
+
+def test_https_checks_the_certificate_unless_insecure(tmp_path, jupyter_dirs):
+    """A server with a self-signed certificate: refused (one line, status 8) with the
+    system's certificates; accepted only with --insecure."""
+    import subprocess as sp
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    sp.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    server = start_jupyter_server(
+        tmp_path / "tls",
+        "tok",
+        "/user/alice/",
+        f"--ServerApp.certfile={cert}",
+        f"--ServerApp.keyfile={key}",
+        scheme="https",
+    )
+    try:
+        url = f"https://127.0.0.1:{server.port}/user/alice/"
+        line = one_error_line(
+            run_cli("--existing", url, "--token", "tok", "--list"), ExitStatus.SERVER_UNREACHABLE
+        )
+        assert "certificate" in line and "--insecure" in line
+        proc = run_cli("--existing", url, "--token", "tok", "--list", "--insecure")
+        assert proc.returncode == 0, proc.stderr
+        assert "no kernel is running" in proc.stdout
+    finally:
+        server.stop()
+
+
+def test_forbidden_when_the_token_may_not_execute(tmp_path, jupyter_dirs, monkeypatch):
+    """A server whose authorizer lets this user read kernels but not execute on them
+    (as a read-only share of JupyterLab would): the websocket is refused, status 11."""
+    (tmp_path / "readonly_auth.py").write_text(
+        "from jupyter_server.auth.authorizer import Authorizer\n\n"
+        "class ReadOnly(Authorizer):\n"
+        "    def is_authorized(self, handler, user, action, resource):\n"
+        "        return not (resource == 'kernels' and action == 'execute')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    server = start_jupyter_server(
+        tmp_path / "ro",
+        "tok",
+        "/user/alice/",
+        "--ServerApp.authorizer_class=readonly_auth.ReadOnly",
+    )
+    try:
+        kid = server.new_notebook_session("nb.ipynb")["kernel"]["id"]
+        line = one_error_line(
+            run_cli("--existing", f"{server.url}api/kernels/{kid}", "--token", "tok"),
+            ExitStatus.FORBIDDEN,
+        )
+        assert "refused the kernel's websocket (HTTP 403)" in line
+    finally:
+        server.stop()

@@ -16,6 +16,7 @@ import contextlib
 import json
 import queue
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -99,6 +100,7 @@ def start_jupyter_server(
     base_url: str = "/user/alice/",
     *extra: str,
     timeout: float = 60,
+    scheme: str = "http",
 ) -> RunningServer:
     """Start jupyter_server on a free port of 127.0.0.1 and wait until it serves."""
     root.mkdir(parents=True, exist_ok=True)
@@ -121,7 +123,7 @@ def start_jupyter_server(
     log: list[str] = []
     ready = threading.Event()
     ports: list[int] = []
-    where = re.compile(r"http://127\.0\.0\.1:(\d+)" + re.escape(base_url))
+    where = re.compile(scheme + r"://127\.0\.0\.1:(\d+)" + re.escape(base_url))
 
     def drain() -> None:
         assert proc.stderr is not None
@@ -144,9 +146,9 @@ def start_jupyter_server(
     deadline = time.monotonic() + timeout
     while True:
         try:
-            server.api("GET", "api")
+            socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
             return server
-        except urllib.error.URLError as exc:
+        except OSError as exc:
             if time.monotonic() > deadline or proc.poll() is not None:
                 server.stop()
                 raise RuntimeError("jupyter_server never listened:\n" + "".join(log[-30:])) from exc

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from ipymirror.core.events import KERNEL, KernelRestart, OutputDropped, Peer, Status, Stream
-from ipymirror.core.protocol import to_event
+from ipymirror.core.pipeline import Pipeline
+from ipymirror.core.protocol import is_server_message, kernel_session_of, to_event
 from ipymirror.core.render import Renderer
 from ipymirror.core.transcript import Transcript
 from ipymirror.errors import ExitStatus, MirrorError
@@ -230,15 +231,45 @@ def iopub_of(step: str):
             yield frame, msg
 
 
-def test_crash_restart_status_is_a_kernel_restart_from_the_kernel():
+def test_crash_restart_status_is_the_servers_word_and_no_kernel_session():
     found = [
         (f, m) for f, m in iopub_of("crash") if m["content"].get("execution_state") == "restarting"
     ]
     assert len(found) == 1
     frame, msg = found[0]
-    assert msg["header"]["session"] == frame["session"]  # the server speaks as us ...
-    ev = to_event(msg)
-    assert ev == KernelRestart(KERNEL, "", restart=True, reason="died")  # ... but it is nobody
+    assert msg["header"]["session"] == frame["session"]  # the server speaks as the receiver ...
+    assert to_event(msg) == KernelRestart(KERNEL, "", restart=True, reason="died")  # nobody
+    assert is_server_message(msg) and kernel_session_of(msg) == ""  # and no kernel process
+
+
+def test_the_servers_messages_through_the_pipeline(tmp_path):
+    """Every captured IOPub message of the v1 client, in order, through the one pipeline:
+    one restart per real restart, one rate-limit notice, the nudges no one's."""
+    frames = [
+        (f, m) for f, m in ((f, framing.decode(framing.SUBPROTOCOL, d)) for f, d in captured("v1"))
+    ]
+    me = frames[0][0]["session"]
+    p = Pipeline(Renderer(color=False), me)
+    out = []
+    for _, (channel, msg) in frames:
+        if channel == "iopub":
+            out += p.feed([msg]).lines
+    text = "".join(out)
+    assert text.count("kernel restarted by") == 1, text  # the REST restart
+    assert text.count("the kernel died; the server restarted it") == 1, text  # the crash, once
+    assert "kernel restarted by unknown" not in text  # the server's status is no other kernel
+    assert (
+        text.count("the server dropped output: rate limit; raise ServerApp.iopub_msg_rate_limit")
+        == 1
+    )
+    assert "IOPub message rate exceeded" not in text
+    assert "asked the kernel to shut down" in text  # the REST DELETE's claim
+    bob = next(
+        m["parent_header"]["session"]
+        for _, (_, m) in frames
+        if m["parent_header"].get("username") == "lab-bob"
+    )
+    assert bob in p.presence.peers
 
 
 def test_rest_restart_and_delete_are_shutdown_replies():
@@ -247,7 +278,7 @@ def test_rest_restart_and_delete_are_shutdown_replies():
     ]
     delete = [to_event(m) for _, m in iopub_of("delete") if m["msg_type"] == "shutdown_reply"]
     assert [e.restart for e in restart] == [True] and [e.restart for e in delete] == [False]
-    assert all(isinstance(e, KernelRestart) and e.reason == "" for e in restart + delete)
+    assert all(isinstance(e, KernelRestart) for e in restart + delete)
 
 
 def test_rate_limit_text_is_output_dropped_not_stderr():
@@ -292,18 +323,20 @@ def test_data_rate_text_and_one_notice_per_cell():
     assert isinstance(to_event(msg), Stream)
 
 
-def test_server_status_dead_is_a_shutdown():
-    ev = to_event(
-        {
-            "header": {"msg_type": "status"},
-            "parent_header": {},
-            "content": {"execution_state": "dead"},
-        }
-    )
-    assert ev == KernelRestart(KERNEL, "", restart=False, reason="dead")
-    t = Transcript(Renderer(color=False))
-    t.feed(ev)
-    assert "the kernel died and the server could not restart it" in "".join(t.take())
+def test_server_status_dead_is_the_servers_word():
+    msg = {
+        "header": {"msg_type": "status", "session": "me"},
+        "parent_header": {},
+        "content": {"execution_state": "dead"},
+    }
+    assert to_event(msg) == KernelRestart(KERNEL, "", restart=False, reason="dead")
+    assert is_server_message(msg) and kernel_session_of(msg) == ""
+    kernel_msg = {
+        "header": {"msg_type": "status", "session": "k"},
+        "parent_header": {},
+        "content": {"execution_state": "idle"},
+    }
+    assert not is_server_message(kernel_msg) and kernel_session_of(kernel_msg) == "k"
 
 
 def test_nudges_carry_our_session_and_the_servers_username():

@@ -79,7 +79,7 @@ class ServerLink(KernelInfo):
         self.kernel_id = kernel_id or target.kernel_id
         self.where = target.display
         self.kernel_info: dict[str, Any] = {}
-        self.kernel_session = ""  # header.session of the kernel_info_reply: which kernel
+        self.kernel_session = ""  # header.session of the kernel_info_reply: which process
         self.state_at_connect = "unknown"
         self.bad_signatures = 0  # always 0: the server checks signatures, not us
         self.malformed = 0  # frames that are not kernel messages (dropped)
@@ -132,7 +132,7 @@ class ServerLink(KernelInfo):
 
     @session_id.setter
     def session_id(self, session: str) -> None:
-        """Our identity on the kernel (set before :meth:`connect`)."""
+        """Our identity (set before :meth:`connect`; kept across reconnects)."""
         self.session.session = session
 
     @property
@@ -162,18 +162,20 @@ class ServerLink(KernelInfo):
             asyncio.ensure_future(self._watch()),
         ]
         # On control: answered even while a cell runs on shell.
-        msg_id = self._send("kernel_info_request", {}, "control")
         try:
-            reply = await self.request(msg_id, timeout)
+            reply = await self.request(self.probe(), timeout)
         except TimeoutError:
             raise MirrorError(
                 f"kernel did not answer within {timeout:g} s: {self.where}",
                 ExitStatus.UNREACHABLE,
             ) from None
         self.kernel_info = reply.get("content") or {}
-        session = (reply.get("header") or {}).get("session")
-        self.kernel_session = session if isinstance(session, str) else ""
-        self.state_at_connect = state if state in ("idle", "busy", "starting") else "idle"
+        session = reply["header"].get("session")
+        self.kernel_session = (
+            session if isinstance(session, str) and session != self.session_id else ""
+        )
+        # It answered (on control: even mid-cell); the server knows whether a cell runs.
+        self.state_at_connect = "busy" if state == "busy" else "idle"
 
     async def _open(self) -> None:
         url = self.api.channels_url(self.kernel_id, self.session_id)
@@ -435,7 +437,7 @@ class ServerLink(KernelInfo):
         return msg_id
 
     def probe(self) -> str:
-        """Send ``kernel_info_request`` (no code runs); returns its msg_id."""
+        """``kernel_info_request`` on control (answered even while a cell runs)."""
         return self._send("kernel_info_request", {}, "control")
 
     def complete(self, code: str, cursor_pos: int) -> str:
