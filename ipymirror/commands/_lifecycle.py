@@ -221,6 +221,10 @@ async def probe(link: KernelTransport) -> str | None:
     return session
 
 
+#: Kernel states in which the heartbeat asks ``kernel_info`` which kernel answers.
+PROBE_STATES = ("starting", "unknown", "restarting", "shutting down")
+
+
 async def heartbeat(
     link: KernelTransport,
     mirror: Shows,
@@ -234,8 +238,9 @@ async def heartbeat(
     checks, ``for_good`` after ``GONE_FOR_GOOD`` s; :class:`KernelBack` when it
     beats again, with the session of the kernel that answers ``kernel_info``
     (another one: it was restarted meanwhile).  A kernel we started is restarted
-    for everyone when it dies.  Any miss, and a kernel still ``starting``, is
-    followed by a probe, so a restart between two checks is seen too.
+    for everyone when it dies.  Any miss, and a kernel still ``starting`` or
+    claimed to be restarting (a server may relay nothing of the new kernel until
+    asked), is followed by a probe, so a restart between two checks is seen too.
     """
     misses = 0
     silent_since: float | None = None
@@ -266,7 +271,7 @@ async def heartbeat(
                 mirror.feed_events([KernelGone(KERNEL, "", for_good=True)])
             continue
         missed, misses, silent_since, for_good = misses, 0, None, False
-        if missed or dead.is_set() or mirror.presence.state in ("starting", "unknown"):
+        if missed or dead.is_set() or mirror.presence.state in PROBE_STATES:
             session = await probe(link)
             if session is not None or dead.is_set():
                 dead.clear()
