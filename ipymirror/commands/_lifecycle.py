@@ -18,8 +18,10 @@ from ipymirror.core.events import (
     Event,
     KernelBack,
     KernelGone,
+    KernelRestart,
     KernelRestarted,
     Peer,
+    Status,
     Tick,
     tool_session,
 )
@@ -51,6 +53,8 @@ HEARTBEAT_PERIOD = 1.0  # seconds between heartbeat checks (liveness, not messag
 DEAD_AFTER = 4  # missed checks in a row: the kernel is gone (a quick restart is not a death)
 GONE_FOR_GOOD = 10.0  # seconds of silence after which it will not come back (restarts take ~2)
 PROBE_TIMEOUT = 2.0  # seconds to wait for the kernel_info that tells which kernel answers
+IOPUB_WAIT = 0.25  # seconds to wait for a probe's status on IOPub before asking again
+IOPUB_DEADLINE = 5.0  # seconds after which an answering kernel is believed without it
 
 
 def use_color(args: Namespace, stream: Any) -> bool:
@@ -208,12 +212,43 @@ class Shows(Protocol):
     def feed_events(self, events: list[Event]) -> object: ...
 
 
-async def probe(link: KernelTransport) -> str | None:
-    """Ask ``kernel_info``: the session of the kernel that answers (None: no answer)."""
+async def probe(link: KernelTransport, shows: Shows | None = None) -> str | None:
+    """Ask ``kernel_info``: the session of the kernel that answers (None: no answer).
+
+    With ``shows``, answer only once IOPub has carried the status of a probe too.
+    After a restart each ZMQ socket reconnects on its own timer (0.1-0.2 s, later
+    under load), so the shell may answer while IOPub is still away: a cell run
+    then would show nothing (its broadcasts are lost to us, ZMQ's slow joiner).
+    So the probe is asked again until IOPub delivers, for up to ``IOPUB_DEADLINE``
+    seconds (a kernel that publishes no status for it is believed after that).
+    """
+    asked: set[str] = set()
+    delivered = asyncio.Event()
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, Status) and ev.cell in asked:
+            delivered.set()
+
+    if shows is not None:
+        shows.listeners.append(on_event)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + IOPUB_DEADLINE
     try:
-        reply = await link.request(link.probe(), PROBE_TIMEOUT)
-    except TimeoutError:
-        return None
+        while True:
+            msg_id = link.probe()
+            asked.add(msg_id)
+            try:
+                reply = await link.request(msg_id, PROBE_TIMEOUT)
+            except TimeoutError:
+                return None
+            if shows is None or loop.time() >= deadline:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(delivered.wait(), IOPUB_WAIT)
+                break
+    finally:
+        if shows is not None:
+            shows.listeners.remove(on_event)
     header = reply.get("header")
     session = header.get("session") if isinstance(header, dict) else None
     if not isinstance(session, str) or session == link.session_id:  # IRkernel echoes ours
@@ -272,25 +307,29 @@ async def heartbeat(
             continue
         missed, misses, silent_since, for_good = misses, 0, None, False
         if missed or dead.is_set() or mirror.presence.state in PROBE_STATES:
-            session = await probe(link)
+            session = await probe(link, mirror)
             if session is not None or dead.is_set():
                 dead.clear()
                 mirror.feed_events([KernelBack(KERNEL, "", session or "")])
 
 
 async def _restart_own(link: KernelTransport, mirror: Shows) -> bool:
-    """Restart a kernel we started that died; True if it is back."""
+    """Restart a kernel we started that died; True if it is back.
+
+    The restart is told as a claim of ours first, so that the new kernel, however
+    it is first seen (its IOPub, or our probe), is one restart, named after us.
+    """
     if link.manager is None or await link.manager.is_alive():
         return False
     mirror.notice("the kernel died; restarting it (same connection file)")
+    mirror.feed_events([KernelRestart(Peer(link.session_id, link.username), "", restart=True)])
     try:
         await link.restart()
     except Exception as exc:  # keep watching: a peer may bring it back
         mirror.notice(f"restarting the kernel failed: {exc}")
         return False
-    session = await probe(link) or ""
-    me = Peer(link.session_id, link.username)
-    mirror.feed_events([KernelRestarted(me, "", session), KernelBack(KERNEL, "", session)])
+    session = await probe(link, mirror) or ""
+    mirror.feed_events([KernelBack(KERNEL, "", session)])
     return True
 
 

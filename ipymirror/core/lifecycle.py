@@ -18,6 +18,9 @@ synthetic events to feed.  Rules:
   contradicts ends nothing.
 * A :class:`KernelBack` from a kernel of another session is a restart:
   :class:`KernelRestarted` first, then the :class:`KernelBack`.
+* An edge that restarts the kernel itself (ipymirror restarting the kernel it
+  started) says so first with a :class:`KernelRestart` claim of its own: the new
+  kernel is then that restart, however it is first seen.
 * Kernels that tell no session of their own (IRkernel echoes the requester's)
   are seen restarted when an ``execute_input`` counts lower than the last one.
 """
@@ -73,6 +76,8 @@ class Lifecycle:
         elif isinstance(ev, KernelGone) and not ev.for_good:
             if self._claim is not None and not self._claim.restart:  # confirmed: named
                 return [KernelGone(self._claim.peer, self._claim.cell, for_good=True)]
+        elif isinstance(ev, KernelRestart):  # the edge restarts it: the new kernel is this
+            self._claim = ev
         elif isinstance(ev, KernelRestarted):  # the edge restarted it: it knows who
             self._claim, self._count = None, 0
             self.session = ev.session or self.session

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 import signal
 
-import pytest
-
 ENTER = "\r"
 
 
@@ -56,7 +54,6 @@ def test_killed_kernel_is_announced_and_own_cell_does_not_hang(kernel, terminal,
     term.wait_for(re.compile(r"Out\[\d+\]: 10"))
 
 
-@pytest.mark.flaky(reruns=2)  # races under load, not yet found: see docs/security.md
 def test_owned_kernel_that_dies_is_restarted(terminal, ipymirror_argv, jupyter_dirs):
     term = terminal(ipymirror_argv("--name", "host"))
     term.wait_for(re.compile(r"In \[\d+\]:"))
@@ -72,5 +69,7 @@ def test_owned_kernel_that_dies_is_restarted(terminal, ipymirror_argv, jupyter_d
     (count, new_pid) = pids.findall(text)[-1]
     assert int(new_pid) != pid
     assert count == "1"  # a new kernel counts from 1 again
+    restarts = re.findall(r"kernel restarted by (\S+)", text)
+    assert len(restarts) == 1 and restarts[0].startswith("host"), restarts  # one notice, ours
     term.ctrl("d")
     assert term.wait_exit(timeout=20) == 0

@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ipymirror.core.events import KERNEL, KernelBack, KernelGone, KernelRestarted, Peer
+from ipymirror.core.events import (
+    KERNEL,
+    KernelBack,
+    KernelGone,
+    KernelRestart,
+    KernelRestarted,
+    Peer,
+)
 from ipymirror.core.pipeline import Pipeline
 from ipymirror.core.render import Renderer
 from ipymirror.core.status import status_line
@@ -149,3 +156,25 @@ def test_irkernel_echoes_the_requester_session_and_restarts_show_in_the_count():
             m["content"]["execution_count"] = 1
     text_of(p, other[:2])
     assert len(seen) == 1 and seen[0].peer == KERNEL
+
+
+def test_a_restart_the_edge_makes_is_one_notice_named_after_it_however_first_seen():
+    """ipymirror restarting the kernel it started: its own claim comes first; the new
+    kernel's IOPub (or the heartbeat's probe, whichever is first) is that restart."""
+    me = Peer("6f5e0000-0000-4000-8000-000000000003", "host")
+    for first in ("iopub", "probe"):
+        p = Pipeline(Renderer(color=False), me=me.session)
+        text_of(p, cell("x = 1", 3), [idle()])
+        p.feed_events([KernelGone(KERNEL, "")])
+        p.feed_events([KernelRestart(me, "", restart=True)])
+        welcome = [msg("iopub_welcome", {"subscription": ""}, kernel="k2", peer=KERNEL)]
+        if first == "iopub":
+            text = text_of(p, welcome) + "".join(
+                p.feed_events([KernelBack(KERNEL, "", "k2")]).lines
+            )
+        else:
+            text = "".join(p.feed_events([KernelBack(KERNEL, "", "k2")]).lines) + text_of(
+                p, welcome
+            )
+        assert text.count("kernel restarted by") == 1, (first, text)
+        assert "the kernel is answering again; kernel restarted by host·6f5e" in text, first
