@@ -45,8 +45,7 @@ from ipymirror.commands.leaving import (
 )
 from ipymirror.commands.pages import edit_file, show_page
 from ipymirror.commands.record import Recorder, check_target
-from ipymirror.core.events import Event, Peer, Status
-from ipymirror.core.presence import Running
+from ipymirror.core.events import Event, Peer, Status, Submitted
 from ipymirror.core.replies import (
     AskExit,
     CompleteReply,
@@ -231,7 +230,7 @@ class Console:
         reply = asyncio.ensure_future(self.link.request(msg_id))
         done = self._mine_done[msg_id] = asyncio.Event()
         first_line = code.strip().split("\n", 1)[0]
-        self.mirror.presence.running.setdefault(msg_id, Running(self.me, None, first_line))
+        self.mirror.feed_events([Submitted(self.me, msg_id, first_line)])
         try:
             while not done.is_set():
                 if self.dead.is_set():
@@ -252,7 +251,6 @@ class Console:
         finally:
             reply.cancel()
             self._mine_done.pop(msg_id, None)
-            self.mirror.presence.running.pop(msg_id, None)
 
     async def _run_busy(self, waiter: asyncio.Future[Any]) -> Any:
         if self.simple:

@@ -28,6 +28,7 @@ __all__ = [
     "Result",
     "Status",
     "Stream",
+    "Submitted",
     "Tick",
     "is_tool",
     "tool_session",
@@ -182,6 +183,14 @@ class KernelBack(Event):
     ``session`` is its ``header.session`` ('' when unknown)."""
 
     session: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted(Event):
+    """Your own cell, sent: running (``code`` its first line) from now, before the
+    kernel's busy says so, until its idle or the kernel's end."""
+
+    code: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@
 Changed only by :meth:`Presence.feed`; everything else here is a query.  Rules:
 
 * A cell is *running* from the ``busy`` whose parent is an ``execute_request``
-  until the ``idle`` with the same parent msg_id (status covers every request,
-  so kernel_info/complete traffic never counts as running).  A new kernel
+  (your own: from its :class:`Submitted`) until the ``idle`` with the same
+  parent msg_id (status covers every request, so kernel_info/complete traffic
+  never counts as running).  A new kernel
   (:class:`KernelRestarted`) or a silent one (:class:`KernelGone`) ends them all.
 * One session has one name: the ``username`` of its first person's request
   (below; until then, of its first message: a server nudges with the browser's
@@ -32,6 +33,7 @@ from ipymirror.core.events import (
     KernelRestarted,
     Peer,
     Status,
+    Submitted,
     Tick,
     is_tool,
 )
@@ -108,6 +110,9 @@ class Presence:
                 self.version += 1
         elif isinstance(ev, Tick):
             self._tick(ev.now)
+        elif isinstance(ev, Submitted):
+            self.running.setdefault(ev.cell, Running(peer, None, ev.code))
+            self.version += 1
         elif isinstance(ev, KernelRestart):  # a claim: the heartbeat and the next kernel tell
             self._set_state("restarting" if ev.restart else "shutting down")
         elif isinstance(ev, KernelRestarted):

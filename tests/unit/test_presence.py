@@ -17,6 +17,7 @@ from ipymirror.core.events import (
     Peer,
     Status,
     Stream,
+    Submitted,
     Tick,
     tool_session,
 )
@@ -306,3 +307,17 @@ def test_status_line_cuts_names_before_the_count():
     assert status_line(room, r, ME, width=50) == "● idle │ peers: carol·4058 +1 │ you: alice·8fd6"
     assert status_line(room, r, ME, width=30) == "● idle │ 2 peers"
     assert status_line(room, r, ME, width=12) == "● idle │ 2 …"
+
+
+def test_your_sent_cell_runs_from_the_start_until_its_idle_or_the_kernels_end():
+    room = Presence(ME.session)
+    room.feed(Submitted(ME, "m1", "import time"))
+    assert [(r.peer, r.code) for r in room.running.values()] == [(ME, "import time")]
+    room.feed(Status(ME, "m1", "busy", "execute_request"))
+    room.feed(ExecuteInput(ME, "m1", "import time\ntime.sleep(1)", 3))
+    assert room.running["m1"].count == 3 and len(room.running) == 1
+    room.feed(Status(ME, "m1", "idle", "execute_request"))
+    assert room.running == {}
+    room.feed(Submitted(ME, "m2", "x"))
+    room.feed(KernelGone(KERNEL, ""))  # its idle will never come
+    assert room.running == {}
