@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import sys
@@ -513,18 +514,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         special = _special(args)
         if special is not None:
             return special
-        return int(asyncio.run(_dispatch(args)))
+        status = int(asyncio.run(_dispatch(args)))
+        sys.stdout.flush()  # a full disk shows here, not as a lost last line
+        return status
     except MirrorError as exc:
         _debug(args)
         print(f"ipymirror: error: {exc}", file=sys.stderr)
         return int(exc.status)
     except KeyboardInterrupt:
         return int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:  # `ipymirror … | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(ExitStatus.ERROR)
+    except OSError as exc:
+        _debug(args)
+        print(f"ipymirror: error: {_os_error(exc)}", file=sys.stderr)
+        return int(ExitStatus.ERROR)
     except Exception as exc:  # one line, never a traceback (unless --debug)
         _debug(args)
         hint = "" if getattr(args, "debug", False) else " (run with --debug for details)"
         print(f"ipymirror: error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return int(ExitStatus.ERROR)
+
+
+#: Errors of writing our own output (stdout full, a terminal gone, a file too big).
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EBADF})
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an OSError nothing nearer turned into a MirrorError."""
+    why = exc.strerror or str(exc)
+    if exc.filename:
+        return f"{exc.filename}: {why}"
+    if exc.errno in _OUTPUT_ERRNOS:
+        return f"cannot write the output: {why}"
+    return why
 
 
 def _debug(args: argparse.Namespace) -> None:

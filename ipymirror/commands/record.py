@@ -243,12 +243,12 @@ async def _record(
             end("the kernel shut down" if ev.peer.session else "the kernel is gone")
 
     mirror.listeners.append(on_event)
-    pump = asyncio.ensure_future(feed_all(mirror, link.iopub_batches()))
-    print(
+    print(  # first: if the output fails, nothing was started (IOPub waits in its queue)
         f"recording the {link.description} of {link.where} to {out} (Ctrl-C stops)",
         file=stream,
         flush=True,
     )
+    pump = asyncio.ensure_future(feed_all(mirror, link.iopub_batches()))
     status = LiveLine(stream, lambda: recorder.status(mirror.presence))
 
     def warn(text: str) -> None:

@@ -20,12 +20,15 @@ from ipymirror import __version__
 from ipymirror.errors import ExitStatus
 
 
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, timeout: float = 60, stdout=subprocess.PIPE
+) -> subprocess.CompletedProcess[str]:
     path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
     return subprocess.run(
         [sys.executable, "-m", "ipymirror", *args],
         stdin=subprocess.DEVNULL,
-        capture_output=True,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
         text=True,
         timeout=timeout,
         env={**os.environ, "PYTHONPATH": path},
@@ -151,3 +154,17 @@ def test_missing_bash_kernelspec_says_how_to_install_it(jupyter_dirs):
     msg = one_error_line(run_cli("--kernel", "bash"), ExitStatus.KERNELSPEC)
     assert "pip install bash_kernel && python -m bash_kernel.install" in msg
     assert not list(jupyter_dirs["runtime"].glob("*.log"))  # nothing left behind
+
+
+@pytest.mark.parametrize("command", ["record", "share"])
+def test_a_full_output_is_one_line_and_the_recording_is_kept(command, kernel, tmp_path: Path):
+    """stdout on a full disk: one line, exit 1, no traceback from a task left behind."""
+    args = [command, "--existing", kernel.connection_file]
+    if command == "record":
+        args.append(str(tmp_path / "r.ipym"))
+    with open("/dev/full", "w") as full:
+        proc = run_cli(*args, stdout=full)
+    msg = one_error_line(proc, ExitStatus.ERROR)
+    assert msg == "cannot write the output: No space left on device"
+    if command == "record":  # what it had written stays a readable recording
+        assert run_cli("replay", "--no-wait", str(tmp_path / "r.ipym")).returncode == 0
