@@ -30,7 +30,15 @@ from traitlets.config.loader import ConfigFileNotFound, KVArgParseConfigLoader
 from ipymirror import __version__
 from ipymirror.errors import ExitStatus, MirrorError
 
-__all__ = ["Mirror", "MirrorApp", "MirrorConsole", "Settings", "load_settings", "split_trait_args"]
+__all__ = [
+    "Mirror",
+    "MirrorApp",
+    "MirrorConsole",
+    "Settings",
+    "fill_from_settings",
+    "load_settings",
+    "split_trait_args",
+]
 
 COLOR_SCHEMES = ("Linux", "LightBG", "NoColor")
 
@@ -185,6 +193,55 @@ def load_settings(trait_args: Sequence[str], config_file: str | None = None) -> 
         return Settings(app)
     except (TraitError, ValueError) as exc:
         raise MirrorError(f"bad setting: {exc}", ExitStatus.USAGE) from None
+
+
+#: Options whose value, when not given, comes from the settings (config / env).
+_FROM_SETTINGS: dict[str, tuple[str, str]] = {
+    "name": ("mirror", "name"),
+    "timeout": ("mirror", "timeout"),
+    "kernel": ("mirror", "kernel"),
+    "ssh": ("mirror", "ssh"),
+    "sshkey": ("mirror", "sshkey"),
+    "ip": ("mirror", "ip"),
+    "confirm_exit": ("console", "confirm_exit"),
+    "editing_mode": ("console", "editing_mode"),
+    "simple_prompt": ("console", "simple_prompt"),
+    "banner": ("console", "banner"),
+    "pager": ("console", "pager"),
+    "auto_suggest": ("console", "auto_suggest"),
+    "highlight_matching_brackets": ("console", "highlight_matching_brackets"),
+}
+
+#: Defaults of the options that have no setting behind them.
+_DEFAULTS: dict[str, Any] = {
+    "existing": None,
+    "debug": False,
+    "no_color": False,
+    "colors": None,
+    "record": None,
+    "log_level": None,
+}
+
+
+def fill_from_settings(options: Any, settings: Settings) -> None:
+    """Give every option the command line left unset its value from ``settings``."""
+    for key, value in _DEFAULTS.items():
+        if not hasattr(options, key):
+            setattr(options, key, value)
+    for key, (part, trait) in _FROM_SETTINGS.items():
+        if not hasattr(options, key):
+            setattr(options, key, getattr(getattr(settings, part), trait))
+    if options.colors is None:
+        options.colors = "NoColor" if options.no_color else settings.mirror.colors
+    options.colors = {"linux": "Linux", "lightbg": "LightBG", "nocolor": "NoColor"}.get(
+        options.colors.lower(), options.colors
+    )
+    options.no_color = options.colors == "NoColor"
+    options.name = options.name or None
+    options.ssh = options.ssh or None
+    if options.pager == "$PAGER":
+        options.pager = os.environ.get("PAGER") or "less -R"
+    options.settings = settings
 
 
 def help_all() -> str:

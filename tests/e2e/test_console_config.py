@@ -15,7 +15,7 @@ import pytest
 from recording_support import write_recording
 from test_cli_errors import run_cli
 
-from ipymirror.cli import parse
+from ipymirror.options import parse
 from ipymirror.core.events import Peer
 from ipymirror.core.render import _LIGHT_PALETTE, _PALETTE, Renderer
 from ipymirror.errors import ExitStatus
