@@ -15,10 +15,10 @@ import pytest
 from recording_support import write_recording
 from test_cli_errors import run_cli
 
-from ipymirror.options import parse
 from ipymirror.core.events import Peer
 from ipymirror.core.render import _LIGHT_PALETTE, _PALETTE, Renderer
 from ipymirror.errors import ExitStatus
+from ipymirror.options import parse
 
 
 def usage_error(proc, prog: str = "ipymirror") -> str:

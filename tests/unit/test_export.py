@@ -23,9 +23,10 @@ from recording_support import (
 )
 
 from ipymirror.cli import main
-from ipymirror.commands.export import default_output, notebook_cells, to_notebook
+from ipymirror.commands.export import default_output
 from ipymirror.core.sanitize import strip_sgr
 from ipymirror.recording.files import read_recording
+from ipymirror.recording.notebook import notebook_cells, to_notebook
 
 DATA = Path(__file__).parent.parent / "data"
 
