@@ -39,6 +39,7 @@ from ipymirror.commands._lifecycle import (
     until_stopped,
 )
 from ipymirror.core.events import Event, KernelGone
+from ipymirror.core.images import human_size
 from ipymirror.core.pipeline import Pipeline
 from ipymirror.core.presence import Presence
 from ipymirror.core.protocol import msg_type_of
@@ -65,14 +66,6 @@ def check_target(path: str) -> None:
             f"{path} already exists; record to a new file (or remove it first)",
             ExitStatus.RECORDING,
         )
-
-
-def human_bytes(n: int) -> str:
-    if n < 1000:
-        return f"{n} B"
-    if n < 1000_000:
-        return f"{n / 1000:.1f} kB"
-    return f"{n / 1000_000:.1f} MB"
 
 
 class Recorder:
@@ -171,7 +164,7 @@ class Recorder:
         peers = len(room.others())
         return (
             f"● rec {self.messages:,} messages │ {self.cells:,} cells │ {peers} "
-            f"peer{'s' if peers != 1 else ''} │ {human_bytes(self.bytes)} │ kernel {room.state}"
+            f"peer{'s' if peers != 1 else ''} │ {human_size(self.bytes)} │ kernel {room.state}"
         )
 
     def close(self) -> None:
@@ -216,7 +209,7 @@ async def run_record(args: Namespace) -> ExitStatus:
     raw = f" ({recorder.raw:,} of them raw)" if recorder.raw else ""
     print(
         f"{why}: recorded {recorder.messages:,} messages{raw}, {recorder.cells:,} cells, "
-        f"{human_bytes(recorder.bytes)} to {out}",
+        f"{human_size(recorder.bytes)} to {out}",
         file=stream,
         flush=True,
     )

@@ -32,8 +32,9 @@ from typing import Any
 
 from ipymirror.core.cells import Cell
 from ipymirror.core.events import Peer
+from ipymirror.core.images import image_summary
 from ipymirror.core.presence import Presence
-from ipymirror.core.render import Renderer, image_summary, lexer_for, peer_colour, resolve_cr
+from ipymirror.core.render import Renderer, lexer_for, peer_colour, resolve_cr
 from ipymirror.core.sanitize import sanitize, strip_sgr
 from ipymirror.core.status import status_line
 

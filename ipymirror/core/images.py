@@ -40,8 +40,10 @@ __all__ = [
     "Picture",
     "cell_geometry",
     "display_dims",
+    "human_size",
     "image_bytes",
     "image_dims",
+    "image_summary",
     "svg_dims",
     "too_many_pixels",
 ]
@@ -236,3 +238,33 @@ def cell_geometry(
     cols = min(max_cols, max(1, math.ceil(width * scale / cw - 1e-9)))
     rows = min(max_rows, max(1, math.ceil(height * scale / ch - 1e-9)))
     return cols, rows
+
+
+def human_size(n: int) -> str:
+    """Bytes as a person reads them: 512 B, 23.4 kB, 1.5 MB (1 kB = 1024 B)."""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} kB"
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def image_summary(mime: str, value: Any, metadata: Mapping[str, Any]) -> str:
+    """One line naming an image's type, pixel size and byte size (its placeholder)."""
+    raw = value if isinstance(value, str) else ""
+    meta = metadata.get(mime) if isinstance(metadata, Mapping) else None
+    dims = None
+    if isinstance(meta, Mapping) and isinstance(meta.get("width"), int):
+        height = meta.get("height")
+        dims = (meta["width"], height if isinstance(height, int) else 0)
+    if mime == "image/svg+xml":
+        size = len(raw.encode("utf-8", "replace"))
+    else:
+        # No pass over a big image (this runs on the event loop): IPython does not wrap
+        # base64, so past 1 MB only a final newline is discounted.
+        newlines = raw.count("\n") if len(raw) < 1 << 20 else int(raw.endswith("\n"))
+        size = (len(raw) - newlines) * 3 // 4 - raw[-8:].rstrip()[-2:].count("=")
+    if dims is None:
+        dims = image_dims(mime, raw)
+    what = f"{dims[0]}×{dims[1]}, " if dims and dims[1] else ""
+    return f"[{mime} {what}{human_size(size)}]"

@@ -9,11 +9,8 @@ stays fast and plain stream text never touches them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import re
-import struct
 import zlib
 from collections.abc import Mapping
 from functools import lru_cache
@@ -26,7 +23,9 @@ from ipymirror.core.images import (
     Picture,
     cell_geometry,
     display_dims,
+    human_size,
     image_dims,
+    image_summary,
     too_many_pixels,
 )
 from ipymirror.core.sanitize import sanitize, strip_sgr
@@ -37,7 +36,6 @@ __all__ = [
     "RICH_LIMIT",
     "Line",
     "Renderer",
-    "image_summary",
     "lexer_for",
     "peer_colour",
     "pick_mime",
@@ -171,47 +169,6 @@ def pick_mime(data: Mapping[str, Any], plain_first: bool = False) -> str | None:
         if mime in data:
             return mime
     return next((m for m in data if isinstance(m, str)), None)
-
-
-def _human_size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.1f} kB"
-    return f"{n / 1024 / 1024:.1f} MB"
-
-
-def _image_dims(mime: str, head: bytes) -> tuple[int, int] | None:
-    if mime == "image/png" and head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
-        return struct.unpack(">II", head[16:24])
-    if mime == "image/gif" and head[:3] == b"GIF" and len(head) >= 10:
-        return struct.unpack("<HH", head[6:10])
-    return None
-
-
-def image_summary(mime: str, value: Any, metadata: Mapping[str, Any]) -> str:
-    """One line naming an image's type, pixel size and byte size."""
-    raw = value if isinstance(value, str) else ""
-    meta = metadata.get(mime) if isinstance(metadata, Mapping) else None
-    dims = None
-    if isinstance(meta, Mapping) and isinstance(meta.get("width"), int):
-        height = meta.get("height")
-        dims = (meta["width"], height if isinstance(height, int) else 0)
-    if mime == "image/svg+xml":
-        size = len(raw.encode("utf-8", "replace"))
-    else:
-        # No pass over a big image (this runs on the event loop): IPython does not wrap
-        # base64, so past 1 MB only a final newline is discounted.
-        newlines = raw.count("\n") if len(raw) < 1 << 20 else int(raw.endswith("\n"))
-        chars = len(raw) - newlines
-        size = chars * 3 // 4 - raw[-8:].rstrip()[-2:].count("=")
-        if dims is None:
-            try:
-                dims = _image_dims(mime, base64.b64decode(raw[:64].strip() + "==", validate=False))
-            except (binascii.Error, ValueError, struct.error):
-                dims = None
-    what = f"{dims[0]}×{dims[1]}, " if dims and dims[1] else ""
-    return f"[{mime} {what}{_human_size(size)}]"
 
 
 # IPython's lexers are pygments *plugins*: finding them scans every installed
@@ -410,7 +367,7 @@ class Renderer:
             return self._markdown(text)
         if mime not in ("text/plain", "text/markdown", "text/latex"):
             kinds = self.clean(", ".join(str(m) for m in data))
-            return [self.paint(_DIM, f"[{kinds}: {_human_size(len(text))}, no text form]")]
+            return [self.paint(_DIM, f"[{kinds}: {human_size(len(text))}, no text form]")]
         return self.clean(text).rstrip("\n").split("\n")
 
     def _rich(self, renderable: Any) -> list[str]:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ipymirror.core.events import Peer
-from ipymirror.core.render import RICH_LIMIT, Renderer, image_summary, pick_mime
+from ipymirror.core.images import image_summary
+from ipymirror.core.render import RICH_LIMIT, Renderer, pick_mime
 from ipymirror.core.sanitize import strip_sgr
 
 # A real 1x1 PNG (the one tests/data/capture.py displays from a real kernel).
@@ -86,9 +87,9 @@ def test_image_summary_jpeg_without_dimensions_names_type_and_size():
     assert image_summary("image/jpeg", jpeg, {}) == "[image/jpeg 2.0 kB]"
 
 
-def test_image_summary_svg_size_in_bytes():
-    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>'
-    assert image_summary("image/svg+xml", svg, {}) == f"[image/svg+xml {len(svg)} B]"
+def test_image_summary_svg_size_in_bytes_and_its_declared_size():
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="12"><rect/></svg>'
+    assert image_summary("image/svg+xml", svg, {}) == f"[image/svg+xml 10×12, {len(svg)} B]"
     assert image_summary("image/svg+xml", "é" * 600, {}) == "[image/svg+xml 1.2 kB]"
 
 
