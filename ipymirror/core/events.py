@@ -163,9 +163,11 @@ class KernelRestart(Event):
 @dataclass(frozen=True, slots=True)
 class KernelRestarted(Event):
     """A new kernel process is seen (its ``header.session`` changed, or it said
-    ``starting``).  ``peer`` is who asked for it; :data:`KERNEL` when unknown."""
+    ``starting``).  ``peer`` is who asked for it; :data:`KERNEL` when unknown.
+    ``told``: the server already said it restarted the kernel (no second notice)."""
 
     session: str = ""
+    told: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,15 @@ synthetic events to feed.  Rules:
 * An edge that restarts the kernel itself (ipymirror restarting the kernel it
   started) says so first with a :class:`KernelRestart` claim of its own: the new
   kernel is then that restart, however it is first seen.
+* A server that says it restarted a kernel that died (its ``restarting``
+  status) has told that restart: the next new kernel is it (``told``).
 * Kernels that tell no session of their own (IRkernel echoes the requester's)
   are seen restarted when an ``execute_input`` counts lower than the last one.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from ipymirror.core.events import (
     KERNEL,
@@ -46,6 +50,7 @@ class Lifecycle:
         self.session = ""  # the kernel process we know ('' until one is seen)
         self._claim: KernelRestart | None = None  # the last shutdown_reply, not yet kept
         self._count = 0  # the last execution count seen
+        self._told = False  # the server said it restarted the kernel: the next one is that
 
     def before(self, session: str, ev: Event | None) -> list[Event]:
         """Synthetic events to feed before ``ev``, the event of a message whose
@@ -61,6 +66,7 @@ class Lifecycle:
             self._claim = None  # the old kernel speaks on: the claim was not kept
         if isinstance(ev, KernelRestart):
             self._claim = ev
+            self._told = self._told or ev.reason == "died"
         elif isinstance(ev, ExecuteInput) and ev.execution_count is not None:
             self._count = ev.execution_count
         return out
@@ -81,6 +87,9 @@ class Lifecycle:
         elif isinstance(ev, KernelRestarted):  # the edge restarted it: it knows who
             self._claim, self._count = None, 0
             self.session = ev.session or self.session
+            if self._told:
+                self._told = False
+                return [replace(ev, told=True)]
         return [ev]
 
     def _new_kernel_without_session(self, ev: Event | None) -> bool:
@@ -95,7 +104,8 @@ class Lifecycle:
 
     def _restarted(self, session: str) -> KernelRestarted:
         claim, self._claim = self._claim, None
+        told, self._told = self._told, False
         self._count = 0
         if claim is not None and claim.restart:
-            return KernelRestarted(claim.peer, claim.cell, session)
-        return KernelRestarted(KERNEL, "", session)
+            return KernelRestarted(claim.peer, claim.cell, session, told)
+        return KernelRestarted(KERNEL, "", session, told)

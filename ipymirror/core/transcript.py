@@ -32,17 +32,13 @@ from ipymirror.core.events import (
     Error,
     Event,
     ExecuteInput,
-    KernelBack,
-    KernelGone,
-    KernelRestart,
-    KernelRestarted,
-    OutputDropped,
     Peer,
     Result,
     Status,
     Stream,
 )
 from ipymirror.core.images import Picture
+from ipymirror.core.notices import LIFE_EVENTS, Notices, Told
 from ipymirror.core.render import MAX_TEXT, RESET, Line, Renderer, resolve_cr, wrap_cells
 
 __all__ = ["Chunk", "Transcript", "plain"]
@@ -65,7 +61,6 @@ def plain(chunks: Iterable[Line]) -> list[str]:
 MAX_OPEN_CELLS = 64
 MAX_LIVE_LINES = 400  # per cell; older live lines are counted, then dropped
 MAX_PARTIAL = 64 * 1024  # characters of an unfinished line kept live
-_LIMIT_WORD = {"message rate": "rate limit", "data rate": "data rate limit"}
 MAX_STREAM_TEXT = MAX_TEXT  # characters of one stream message shown; the middle is elided
 
 
@@ -110,10 +105,7 @@ class Transcript:
         self.version = 0  # bumps whenever live() would change
         self._wide_width = -1
         self._wide = re.compile("")
-        self._gone = False  # the heartbeat stopped and nothing came back yet
-        self._gone_for_good = False
-        self._restart_told = False  # the server said it restarted the kernel
-        self._dropped: set[tuple[str, str]] = set()  # (cell, limit) already told
+        self.notices = Notices()  # the kernel's life, the server's limits
 
     # -- reading -------------------------------------------------------------
     def take(self) -> list[str]:
@@ -173,59 +165,14 @@ class Transcript:
         elif isinstance(ev, Status):
             if ev.state == "idle" and _key(ev) in self._cells:
                 self._finish(_key(ev))
-        elif isinstance(ev, KernelRestart | KernelRestarted | KernelGone | KernelBack):
-            self._lifecycle(ev)
-        elif isinstance(ev, OutputDropped):
-            self._dropped_output(ev)
+        elif isinstance(ev, LIFE_EVENTS):
+            self._tell(self.notices.feed(ev))
 
-    def _lifecycle(self, ev: Event) -> None:
-        """One notice per change of the kernel's life; cells of a dead kernel end."""
-        who = ev.peer.label if ev.peer.session else "unknown"
-        if isinstance(ev, KernelRestart) and ev.reason:  # the server's own word: no claim
+    def _tell(self, told: Told) -> None:
+        if told.end_cells:
             self.finish_all()
-            if ev.reason == "died":
-                self._restart_told = True  # the new kernel, when seen, is this restart
-                self.notice("the kernel died; the server restarted it")
-            else:
-                self.notice("the kernel died and the server could not restart it")
-            return
-        if isinstance(ev, KernelRestart):  # a claim: the kernel may still answer
-            if not ev.restart:
-                self.notice(f"{who} asked the kernel to shut down")
-            return
-        if isinstance(ev, KernelBack):
-            if self._gone:
-                self._gone = False
-                self.notice("the kernel is answering again")
-            return
-        self.finish_all()
-        if isinstance(ev, KernelRestarted):
-            again = "the kernel is answering again; " if self._gone else ""
-            self._gone = False
-            if self._restart_told:
-                self._restart_told = False
-                return
-            self.notice(f"{again}kernel restarted by {who} (a new kernel: its variables are gone)")
-        elif isinstance(ev, KernelGone):
-            if ev.for_good and not self._gone_for_good:
-                self._gone = self._gone_for_good = True
-                if ev.peer.session:
-                    self.notice(f"the kernel shut down (asked by {who})")
-                else:
-                    self.notice("the kernel is gone (no heartbeat for a while)")
-            elif not self._gone:
-                self._gone = True
-                self.notice("the kernel stopped answering (no heartbeat)")
-
-    def _dropped_output(self, ev: OutputDropped) -> None:
-        """One notice per cell and limit: the server may say it once per rate window."""
-        if (ev.cell, ev.limit) in self._dropped:
-            return
-        if len(self._dropped) >= MAX_OPEN_CELLS:
-            self._dropped.clear()
-        self._dropped.add((ev.cell, ev.limit))
-        word = _LIMIT_WORD.get(ev.limit, ev.limit)
-        self.notice(f"the server dropped output: {word}; raise {ev.setting}")
+        for line in told.lines:
+            self.notice(line)
 
     def notice(self, text: str) -> None:
         """Commit a line of ipymirror's own (never attributed to a peer)."""
