@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jupyter_core.application import JupyterApp
-from traitlets import Bool, CaselessStrEnum, Float, TraitError, Unicode, validate
+from traitlets import Bool, CaselessStrEnum, Float, Integer, TraitError, Unicode, validate
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import ConfigFileNotFound, KVArgParseConfigLoader
 
@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 COLOR_SCHEMES = ("Linux", "LightBG", "NoColor")
+IMAGE_CHOICES = ("auto", "kitty", "iterm", "sixel", "blocks", "off")
 
 
 class Mirror(Configurable):
@@ -71,6 +72,14 @@ class Mirror(Configurable):
         help="Address of the kernel's ports: where a started kernel listens "
         "(default 127.0.0.1), or the host of a joined one (overrides its file's).",
     ).tag(config=True)
+    images = CaselessStrEnum(
+        IMAGE_CHOICES,
+        default_value="auto",
+        help="How peers' images are drawn: auto (detect the terminal: kitty, iTerm2, "
+        "sixel, else Unicode half-blocks; half-blocks inside tmux/screen), one of those "
+        "protocols, or off (a placeholder line).",
+    ).tag(config=True)
+    image_rows = Integer(20, min=1, help="Terminal rows an image takes at most.").tag(config=True)
 
 
 class MirrorConsole(Configurable):
@@ -203,6 +212,8 @@ _FROM_SETTINGS: dict[str, tuple[str, str]] = {
     "ssh": ("mirror", "ssh"),
     "sshkey": ("mirror", "sshkey"),
     "ip": ("mirror", "ip"),
+    "images": ("mirror", "images"),
+    "image_rows": ("mirror", "image_rows"),
     "confirm_exit": ("console", "confirm_exit"),
     "editing_mode": ("console", "editing_mode"),
     "simple_prompt": ("console", "simple_prompt"),
@@ -239,6 +250,7 @@ def fill_from_settings(options: Any, settings: Settings) -> None:
     options.no_color = options.colors == "NoColor"
     options.name = options.name or None
     options.ssh = options.ssh or None
+    options.images = str(options.images).lower()
     if options.pager == "$PAGER":
         options.pager = os.environ.get("PAGER") or "less -R"
     options.settings = settings

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ipymirror import __version__
+from ipymirror.config import IMAGE_CHOICES
 from ipymirror.errors import MirrorError
 from ipymirror.usage import (
     DESCRIPTION,
@@ -122,14 +123,14 @@ def _display(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     keep = argparse.SUPPRESS if sub else None
     parser.add_argument(
         "--images",
-        choices=("auto", "kitty", "iterm", "sixel", "blocks", "off"),
-        default=argparse.SUPPRESS if sub else "auto",
+        choices=IMAGE_CHOICES,
+        default=argparse.SUPPRESS,
         help="draw peers' images with this terminal protocol (default: auto-detect)",
     )
     parser.add_argument(
         "--image-rows",
         type=count(1),
-        default=argparse.SUPPRESS if sub else 20,
+        default=argparse.SUPPRESS,
         metavar="N",
         help="an image takes at most N rows (default: 20)",
     )

@@ -88,6 +88,18 @@ def test_config_file_json(jupyter_dirs):
     assert (o.kernel, o.colors) == ("bash", "LightBG")
 
 
+def test_images_come_from_the_config_file_unless_the_command_line_says(jupyter_dirs):
+    assert (parse([]).images, parse([]).image_rows) == ("auto", 20)
+    (jupyter_dirs["config"] / "jupyter_mirror_config.py").write_text(
+        "c.Mirror.images = 'Blocks'\nc.Mirror.image_rows = 8\n"
+    )
+    o = parse(["watch"])
+    assert (o.images, o.image_rows) == ("blocks", 8)
+    o = parse(["--images", "off", "watch", "--image-rows", "3"])
+    assert (o.images, o.image_rows) == ("off", 3)
+    assert parse(["--Mirror.images=sixel"]).images == "sixel"
+
+
 def test_no_color_env(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     assert parse([]).no_color is True
@@ -129,6 +141,8 @@ def test_bad_config_file_is_one_usage_line(jupyter_dirs):
         ["--timeout", "inf"],
         ["--timeout", "nan"],
         ["--log-level", "LOUD"],
+        ["--Mirror.images=png"],
+        ["--Mirror.image_rows=0"],
     ],
 )
 def test_bad_values_are_usage_errors(args):
