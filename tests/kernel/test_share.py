@@ -459,11 +459,13 @@ def test_a_client_without_the_ticket_gets_nothing(kernel, peer, relay, viewer):
         ctx.term()
 
 
-@pytest.mark.flaky(reruns=2)  # races under load, not yet found: see docs/security.md
 def test_a_stuck_viewer_slows_no_one_and_a_lagging_one_is_told_what_it_missed(
     kernel, peer, reference, relay, viewer
 ):
-    rp = relay(kernel, "--viewer-queue", "2", "--backlog-cells", "1")
+    # The queue holds one relay batch of this flood (512 messages of 2 kB: 20 live
+    # messages), which the relay sends at once: with less, every viewer lost live
+    # messages in each batch, however fast it read, and had to catch up too.
+    rp = relay(kernel, "--viewer-queue", "32", "--backlog-cells", "1")
     ctx = zmq.Context()
     stuck = curve_socket(ctx, zmq.SUB, rp.ticket)
     try:
