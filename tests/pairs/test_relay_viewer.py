@@ -316,3 +316,40 @@ def test_a_slow_viewer_misses_what_the_backlog_lost_and_is_told_how_much(run, ch
             assert slow.source.seq.missed == missed
 
     run(scenario())
+
+
+def test_a_flood_does_not_stop_the_relay_answering_a_viewer(run, changes):
+    """Batch after batch always ready (a kernel flooding): a viewer asking to join
+    is welcomed while the flood goes on, not once it is over.
+
+    Awaiting a socket that holds a message does not yield to the event loop: a
+    relay that did not yield between batches answered no hello, sent no tick,
+    until its kernel went quiet.
+    """
+    most = 50_000  # batches: the flood ends early once the viewer is in
+
+    async def scenario() -> None:
+        keys = new_host_keys()
+        relay = Relay(keys, KERNEL_INFO, kernel_name="python3")
+        pub, router = relay.bind(LOCAL, LOCAL)
+        source = ViewerSource(keys.ticket.with_addresses(pub, router))
+        joining = asyncio.ensure_future(source.connect(WAIT))  # its hello is on its way
+        n = [0]
+        flooded = [0]
+
+        async def flood() -> AsyncIterator[list[dict[str, Any]]]:
+            while flooded[0] < most and not joining.done():
+                flooded[0] += 1
+                yield cell_messages("1", [stdout("1\n")], 1, n=n)
+
+        try:
+            await relay.run(flood(), lambda: True)  # returns when the flood ends
+            await joining
+            assert flooded[0] < most, "the viewer was welcomed only after the flood"
+            assert 0 < source.seq.last <= relay.backlog.last  # mid-flood: part of it
+        finally:
+            joining.cancel()
+            source.close()
+            await relay.close()
+
+    run(scenario())

@@ -287,8 +287,17 @@ class Relay:
         self.pub.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
 
     async def pump(self, batches: AsyncIterable[list[dict[str, Any]]]) -> None:
+        """Publish batch after batch, letting the relay's other tasks run between two.
+
+        Awaiting a socket that already holds a message does not yield to the
+        event loop, so without the explicit yield a flood kept every other task
+        waiting until the kernel went quiet: no hello answered (a viewer that
+        fell behind could not catch up), no tick sent (one that heard nothing
+        took the relay for lost), no subscription served.
+        """
         async for batch in batches:
             self.publish(batch)
+            await asyncio.sleep(0)
 
     def _welcome(self, identity: bytes, req: int, epoch: str, after: int) -> None:
         backlog = self.backlog
