@@ -70,6 +70,8 @@ __all__ = ["Console", "run_console"]
 REQUEST_TIMEOUT = 2.0  # seconds to wait for is_complete (Enter must not hang)
 COMPLETE_TIMEOUT = 60.0  # a first completion may load jedi: seconds, not a bug
 REPLY_GRACE = 5.0  # seconds to wait for execute_reply after the cell's idle
+#: A new kernel on its way: your cell waits until it is back (see Console._until_back).
+COMING_BACK = ("restarting", "starting")
 
 
 class Console:
@@ -106,6 +108,7 @@ class Console:
         self._stdin_requests: asyncio.Queue[InputRequest] = asyncio.Queue()
         link.on_stdin = lambda msg: self._stdin_requests.put_nowait(input_request(msg))
         self._mine_done: dict[str, asyncio.Event] = {}
+        self._back = asyncio.Event()  # set when the kernel is no longer COMING_BACK
         self.dead = asyncio.Event()  # set by the heartbeat watcher
         self._tasks: set[asyncio.Task[Any]] = set()
         self._typeahead: list[Any] = []  # KeyPresses typed while your cell ran
@@ -223,9 +226,31 @@ class Console:
             done = self._mine_done.get(ev.cell)
             if done is not None:
                 done.set()
+        if self.mirror.presence.state not in COMING_BACK:
+            self._back.set()
+
+    async def _until_back(self) -> bool:
+        """A restarting kernel gets your cell once it is back: False if it died instead.
+
+        Its shell can answer before its IOPub reaches us (each ZMQ socket reconnects
+        on its own timer; a Jupyter Server's own sockets to the new kernel too), and
+        a cell run then shows nothing: its broadcasts are lost.  The kernel is back
+        on the events that say IOPub delivers (the heartbeat's ``KernelBack``, which
+        waits for that, or the new kernel's busy/idle), as JupyterLab holds messages
+        while a kernel restarts.  Meanwhile the busy app shows, and Ctrl-C interrupts.
+        """
+        if self.mirror.presence.state not in COMING_BACK:
+            return True
+        self.mirror.notice("the kernel is restarting: your cell runs once it is back")
+        self._back.clear()
+        await self._run_busy(asyncio.ensure_future(_first(self._back.wait(), self.dead.wait())))
+        return not self.dead.is_set()
 
     async def execute(self, code: str) -> None:
         """Run your cell, answer its input requests, then act on its reply's payloads."""
+        if not await self._until_back():
+            self.mirror.notice("the kernel did not come back: your cell was not sent")
+            return
         msg_id = self.link.execute(code, allow_stdin=True)
         reply = asyncio.ensure_future(self.link.request(msg_id))
         done = self._mine_done[msg_id] = asyncio.Event()
@@ -339,7 +364,16 @@ class Console:
         return await self.reader.read_cell(prompt, self._is_complete) or default
 
     async def run(self) -> AskExit | None:
-        """Prompt and run cells until you leave; what ``exit`` asked, if it was that."""
+        """Prompt and run cells until you leave; what ``exit`` asked, if it was that.
+
+        The terminal stays in raw mode from the first prompt to the last: the prompt,
+        the busy app and an ``input()`` each set raw mode only while they run, and a
+        key typed in the moment between two of them (a fast typist, a loaded machine)
+        met a cooked terminal, which echoed it where nothing belongs and turned its
+        Enter into a newline (ICRNL) that the next prompt read as Ctrl-J: the cell
+        typed ahead was not run.  Raw, a key just waits for the next app.  (The
+        simple prompt has no app: it keeps the cooked terminal, and SIGINT.)
+        """
         self.session.app.min_redraw_interval = 0.01
         loop = asyncio.get_running_loop()
         loop.call_later(0.05, self._warm_up)
@@ -348,6 +382,15 @@ class Console:
                 loop.add_signal_handler(
                     signal.SIGINT, lambda: self._background(self.link.interrupt())
                 )
+        with self.terminal_mode("raw"):
+            return await self._run()
+
+    def terminal_mode(self, mode: str) -> contextlib.AbstractContextManager[None]:
+        """The terminal raw (between apps) or cooked (for a program we run: pager, editor)."""
+        pt_input = self.session.input
+        return pt_input.raw_mode() if mode == "raw" else pt_input.cooked_mode()
+
+    async def _run(self) -> AskExit | None:
         while True:
             try:
                 code = await self.read()

@@ -41,7 +41,9 @@ async def show_page(console: Any, text: str, start: int = 0) -> None:
     writer.hold()
     try:
         command = getattr(console.options, "pager", "") or ""
-        if not (command and await page_external(command, clean + "\n")):
+        with console.terminal_mode("cooked"):  # a program of its own: as from a shell
+            external = bool(command) and await page_external(command, clean + "\n")
+        if not external:
             await Pager(clean, start=start, **console.pt_io()).run()
     finally:
         writer.release()
@@ -59,9 +61,10 @@ async def edit_file(console: Any, edit: EditMagic) -> str | None:
     argv = [*shlex.split(editor), *line, edit.filename]
     console.mirror.writer.hold()
     try:
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: subprocess.run(argv, check=False)
-        )
+        with console.terminal_mode("cooked"):  # a program of its own: as from a shell
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: subprocess.run(argv, check=False)
+            )
     except OSError as exc:
         console.mirror.notice(f"could not run {editor}: {exc}")
         return None

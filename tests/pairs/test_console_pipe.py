@@ -33,7 +33,7 @@ from recording_support import KERNEL_INFO
 
 from ipymirror.commands._lifecycle import mirror_for_link
 from ipymirror.commands.console import Console
-from ipymirror.core.events import Peer
+from ipymirror.core.events import KERNEL, KernelBack, KernelRestart, Peer
 from ipymirror.transports.base import KernelInfo
 
 ENTER, TAB, CTRL_D, LEFT, END = "\r", "\t", "\x04", "\x1b[D", "\x1b[F"
@@ -419,5 +419,26 @@ def test_peer_output_above_a_half_typed_line_leaves_it_alone(run, changes):
         rig.type(END + ENTER)  # (Enter mid-line would start a new line)
         await rig.executed("x = 312")
         await rig.prompt(3)  # bob's cell was 1 on the shared kernel, this one 2
+
+    drive(run, changes, scenario)
+
+
+def test_a_cell_typed_while_the_kernel_restarts_waits_until_it_is_back(run, changes):
+    """A Jupyter Server says it restarts the kernel that died: the new kernel's shell
+    may answer before its IOPub reaches us, and a cell run then would show nothing.
+    So the cell waits for the kernel to be back (the heartbeat's KernelBack)."""
+
+    async def scenario(rig: Rig) -> None:
+        await rig.prompt(1)
+        rig.mirror.feed_events([KernelRestart(KERNEL, "", restart=True, reason="died")])
+        rig.type("40 + 2" + ENTER)
+        await rig.until(
+            lambda: "your cell runs once it is back" in rig.screen.text(), "the cell held"
+        )
+        assert rig.kernel.asked("is_complete") == [{"code": "40 + 2"}]
+        assert rig.kernel.executed() == []
+        rig.mirror.feed_events([KernelBack(KERNEL, "", "the-new-kernel")])
+        await rig.executed("40 + 2")
+        await rig.prompt(2)  # a new kernel counts from 1
 
     drive(run, changes, scenario)
