@@ -9,6 +9,13 @@ Rules this writer keeps:
 * Between frames the event loop runs, so keystrokes are read and echoed even
   while a flood is being drawn.  Frames adapt their size to the terminal's
   speed, aiming at ~10 ms each.
+* Above an app, a frame costs a redraw of the prompt (a few ms, more under
+  load), whatever it carries; so frames there are paced: the next one starts
+  no sooner than ``FRAME_GAP``, or twice the last one's time, after it.  Lines
+  arriving meanwhile join it.  Unpaced, a flood the mirror keeps up with came
+  in batches of a few lines, each its own frame: the redraws took half the
+  loop, the reading of IOPub fell behind, and the backlog grew inside ZMQ,
+  out of reach of the bound below (a flood of 100,000 lines under CPU load).
 * The queue between network and terminal is bounded (``max_pending`` bytes).
   If a *terminal* cannot keep up, the oldest unwritten lines are dropped and a
   notice line says how many — never silently.  A file or a pipe is not a
@@ -44,6 +51,7 @@ __all__ = ["TerminalWriter", "output_error"]
 
 FRAME_MIN, FRAME_MAX = 32 * 1024, 256 * 1024  # bytes per frame, adapted between these
 FRAME_TARGET = 0.01  # seconds a frame should take; the loop gets a turn after each
+FRAME_GAP = 0.02  # seconds between the starts of two frames above an app, at least
 MAX_PENDING = 16 * 1024 * 1024  # bytes waiting for the terminal, at most
 DRAW_TIMEOUT = 10.0  # seconds a picture may hold up the output behind it
 EXIT_WAIT = 2.0  # seconds flush_now waits for pictures still drawing; then placeholders
@@ -88,6 +96,7 @@ class TerminalWriter:
         self.lines_dropped = 0
         self._unannounced = 0  # dropped lines the screen has not been told about yet
         self.frames = 0
+        self._next_frame = 0.0  # monotonic time before which no frame is drawn above an app
         self.held = False  # a pager or an editor owns the screen: keep lines until release()
 
     # -- input side ----------------------------------------------------------
@@ -208,9 +217,15 @@ class TerminalWriter:
         if not self._scheduled:
             self._scheduled = True
             try:
-                asyncio.get_running_loop().call_soon(self._frame)
+                loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop (tests, shutdown): write now
                 self._frame()
+                return
+            wait = self._next_frame - time.monotonic()
+            if wait > 0 and self.app is not None and self.app.is_running:
+                loop.call_later(wait, self._frame)  # paced: see the rules above
+            else:
+                loop.call_soon(self._frame)
 
     def hold(self) -> None:
         """Stop writing (lines still queue, within the cap) while something else owns the screen."""
@@ -233,6 +248,7 @@ class TerminalWriter:
             self._write(data)
         self.frames += 1
         elapsed = time.monotonic() - start
+        self._next_frame = start + max(FRAME_GAP, 2 * elapsed)
         if elapsed < FRAME_TARGET / 2:
             self.frame_bytes = min(FRAME_MAX, self.frame_bytes * 2)
         elif elapsed > FRAME_TARGET * 2:

@@ -61,7 +61,6 @@ def test_one_giant_message_is_elided_and_announced(kernel, peer, tmux_mirror):
     assert _rss_mb(term.pid) < 150
 
 
-@pytest.mark.flaky(reruns=2)  # races under load, not yet found: see docs/security.md
 def test_flood_of_tiny_messages_keeps_prompt_and_memory(kernel, peer, tmux_mirror):
     term = tmux_mirror
     bob = peer(kernel, "bob")
