@@ -15,7 +15,11 @@ synthetic events to feed.  Rules:
   ``unknown`` (:data:`KERNEL`), never by a wrong name.
 * A :class:`KernelGone` after a shutdown claim (``restart: false``) is for good,
   and its peer is who asked: the silence confirms it.  A claim the kernel
-  contradicts ends nothing.
+  contradicts ends nothing.  Answering ``kernel_info`` (its busy/idle) does not
+  contradict one: a kernel shutting down still answers it in its last moments,
+  and any client asks it (a server's nudge; every mirror's heartbeat probes a
+  kernel claimed to be shutting down).  Taken as "it speaks on", one answer let
+  a real shutdown be told as "gone, no heartbeat", ten seconds late and unnamed.
 * A :class:`KernelBack` from a kernel of another session is a restart:
   :class:`KernelRestarted` first, then the :class:`KernelBack`.
 * An edge that restarts the kernel itself (ipymirror restarting the kernel it
@@ -62,7 +66,12 @@ class Lifecycle:
             self.session = session
         elif not session and self._new_kernel_without_session(ev):
             out.append(self._restarted(""))
-        elif self._claim is not None and ev is not None and ev.cell != self._claim.cell:
+        elif (
+            self._claim is not None
+            and ev is not None
+            and ev.cell != self._claim.cell
+            and not _answers_kernel_info(ev)
+        ):
             self._claim = None  # the old kernel speaks on: the claim was not kept
         if isinstance(ev, KernelRestart):
             self._claim = ev
@@ -109,3 +118,8 @@ class Lifecycle:
         if claim is not None and claim.restart:
             return KernelRestarted(claim.peer, claim.cell, session, told)
         return KernelRestarted(KERNEL, "", session, told)
+
+
+def _answers_kernel_info(ev: Event) -> bool:
+    """The busy/idle around a ``kernel_info`` answer: no sign of a kernel going on."""
+    return isinstance(ev, Status) and ev.request == "kernel_info_request"

@@ -9,9 +9,19 @@ Rules this writer keeps:
 * Between frames the event loop runs, so keystrokes are read and echoed even
   while a flood is being drawn.  Frames adapt their size to the terminal's
   speed, aiming at ~10 ms each.
+* Above an app, a frame costs a redraw of the prompt (a few ms, more under
+  load), whatever it carries; so frames there are paced: the next one starts
+  no sooner than ``FRAME_GAP``, or twice the last one's time, after it.  Lines
+  arriving meanwhile join it.  Unpaced, a flood the mirror keeps up with came
+  in batches of a few lines, each its own frame: the redraws took half the
+  loop, the reading of IOPub fell behind, and the backlog grew inside ZMQ,
+  out of reach of the bound below (a flood of 100,000 lines under CPU load).
 * The queue between network and terminal is bounded (``max_pending`` bytes).
   If a *terminal* cannot keep up, the oldest unwritten lines are dropped and a
-  notice line says how many — never silently.  A file or a pipe is not a
+  notice line says how many — never silently.  A frame is not written to a
+  terminal that takes nothing now (its buffer is full): the loop waits for it
+  to be writable, reading IOPub meanwhile, so that the backlog is here, under
+  this bound, and not unread in ZMQ.  A file or a pipe is not a
   terminal: past the bound the writer waits for it (blocking) and drops nothing.
 * Writes go straight to the file descriptor in bytes: no per-line work.
 * A picture is drawn by the ``painter`` in its worker; frames write
@@ -44,6 +54,8 @@ __all__ = ["TerminalWriter", "output_error"]
 
 FRAME_MIN, FRAME_MAX = 32 * 1024, 256 * 1024  # bytes per frame, adapted between these
 FRAME_TARGET = 0.01  # seconds a frame should take; the loop gets a turn after each
+FRAME_GAP = 0.02  # seconds between the starts of two frames above an app, at least
+FRAME_GAP_MAX = 0.25  # ... and at most (a frame slow to write does not stop the next)
 MAX_PENDING = 16 * 1024 * 1024  # bytes waiting for the terminal, at most
 DRAW_TIMEOUT = 10.0  # seconds a picture may hold up the output behind it
 EXIT_WAIT = 2.0  # seconds flush_now waits for pictures still drawing; then placeholders
@@ -88,6 +100,7 @@ class TerminalWriter:
         self.lines_dropped = 0
         self._unannounced = 0  # dropped lines the screen has not been told about yet
         self.frames = 0
+        self._next_frame = 0.0  # monotonic time before which no frame is drawn above an app
         self.held = False  # a pager or an editor owns the screen: keep lines until release()
 
     # -- input side ----------------------------------------------------------
@@ -208,9 +221,15 @@ class TerminalWriter:
         if not self._scheduled:
             self._scheduled = True
             try:
-                asyncio.get_running_loop().call_soon(self._frame)
+                loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop (tests, shutdown): write now
                 self._frame()
+                return
+            wait = self._next_frame - time.monotonic()
+            if wait > 0 and self.app is not None and self.app.is_running:
+                loop.call_later(wait, self._frame)  # paced: see the rules above
+            else:
+                loop.call_soon(self._frame)
 
     def hold(self) -> None:
         """Stop writing (lines still queue, within the cap) while something else owns the screen."""
@@ -224,6 +243,8 @@ class TerminalWriter:
         self._scheduled = False
         if self.held or (not self._ready() and not self._unannounced):
             return  # held by a pager; or a picture still drawing schedules the next frame
+        if self._terminal_full():
+            return  # the frame is drawn once the terminal takes more (see the rules above)
         app = self.app
         start = time.monotonic()
         data = self._take(self.frame_bytes)
@@ -233,12 +254,40 @@ class TerminalWriter:
             self._write(data)
         self.frames += 1
         elapsed = time.monotonic() - start
+        self._next_frame = start + min(FRAME_GAP_MAX, max(FRAME_GAP, 2 * elapsed))
         if elapsed < FRAME_TARGET / 2:
             self.frame_bytes = min(FRAME_MAX, self.frame_bytes * 2)
         elif elapsed > FRAME_TARGET * 2:
             self.frame_bytes = max(FRAME_MIN, self.frame_bytes // 2)
         if self._ready():
             self._schedule()
+
+    def _terminal_full(self) -> bool:
+        """Is this a terminal that takes nothing now?  Then wait until it does.
+
+        A write to a full terminal blocks the whole loop (a loaded tmux once held
+        one frame 2.3 s): IOPub goes unread meanwhile, and its backlog grows inside
+        ZMQ, unbounded and uncounted.  Waiting here instead keeps the loop reading
+        into ``_pending``, which is bounded and announces what it drops.
+        """
+        if not self.terminal or self.fd is None:
+            return False  # a file or a pipe is waited for by the write itself
+        try:
+            if select.select([], [self.fd], [], 0)[1]:
+                return False
+            loop = asyncio.get_running_loop()
+        except (OSError, ValueError, RuntimeError):  # no loop: write (and wait) now
+            return False
+        fd = self.fd
+        self._scheduled = True  # pushes meanwhile only queue (and shed at the cap)
+
+        def writable() -> None:
+            loop.remove_writer(fd)
+            self._scheduled = False
+            self._schedule()
+
+        loop.add_writer(fd, writable)
+        return True
 
     @staticmethod
     def _write_above(app: Any, data: bytes) -> None:

@@ -36,6 +36,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 
 from ipymirror.errors import ExitStatus, MirrorError
 from ipymirror.transports.base import KernelInfo
+from ipymirror.transports.fast_decode import deserialize
 from ipymirror.transports.kernel_files import INSTALL_HINTS, remove_if_harmless
 from ipymirror.transports.salvage import is_signed, raw_message
 
@@ -401,7 +402,7 @@ class KernelLink(KernelInfo):
             self._unauthenticated()
             return None
         try:
-            return session.deserialize(parts, content=self.parse_content)
+            return deserialize(session, parts, content=self.parse_content)
         except Exception as exc:  # anything a sender can make deserialize raise
             if not is_signed(session, parts) or str(exc).startswith("Duplicate Signature"):
                 self._unauthenticated()

@@ -17,7 +17,6 @@ import re
 import signal
 import time
 
-import pytest
 from recording_support import RecorderProcess, read_all, wait_for_records
 from terminal import Terminal
 
@@ -80,7 +79,6 @@ def test_unannounced_restart_is_one_notice_and_the_next_cell_shows_whole(
     assert "│ working" in text
 
 
-@pytest.mark.flaky(reruns=2)  # races under load, not yet found: see docs/security.md
 def test_watch_and_record_survive_a_forged_shutdown_and_end_on_a_real_one(kernel, peer, tmp_path):
     alice = peer(kernel, "alice")
     watch = piped_watch(kernel)

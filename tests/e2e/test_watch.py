@@ -7,7 +7,6 @@ execute anything: the IOPub traffic of an independent recorder proves it.
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
@@ -54,11 +53,17 @@ def test_watch_shows_peer_cells_and_q_quits(kernel, peer, terminal, ipymirror_ar
         )
     )
     term.wait_for(lambda t_: re.search(rf"● idle .*peers: alice·{t}", status_row(t_)))
-    # No prompt: typing does nothing visible and runs nothing.
-    assert not any(row.startswith("In [") for row in term.display())
+    # No prompt: typing, Enter included, shows nothing and runs nothing.  The keys
+    # go before the q, so the exit proves they were all read (and any request sent).
+    term.send("typed_by_watcher = 1" + "\r" + "print('from the watcher')" + "\r")
     term.send("q")
     assert term.wait_exit() == 0
+    text = term.text()
+    assert "typed_by_watcher" not in text and "from the watcher" not in text, text
+    assert not re.search(r"^In \[", text, re.M), text
     assert "(q quits)" not in "\n".join(term.display())  # the status line is erased on exit
+    probe = alice.run("print('typed_by_watcher' in dir())")["iopub"]
+    assert [m["content"]["text"] for m in probe if m["msg_type"] == "stream"] == ["False\n"]
 
 
 def _recorder(km) -> BlockingKernelClient:
@@ -71,14 +76,22 @@ def _recorder(km) -> BlockingKernelClient:
     return client
 
 
+def _is_idle_of(msg: dict, msg_id: str) -> bool:
+    return (
+        msg["parent_header"].get("msg_id") == msg_id
+        and msg["msg_type"] == "status"
+        and msg["content"]["execution_state"] == "idle"
+    )
+
+
 def test_watch_never_executes(kernel, peer, terminal, ipymirror_argv):
     recorder = _recorder(kernel)
     try:
-        while True:  # forget the recorder's own start-up traffic
-            try:
-                recorder.get_iopub_msg(timeout=0.2)
-            except queue.Empty:
-                break
+        # Forget the recorder's own start-up traffic: everything up to the idle of
+        # a kernel_info of its own (IOPub delivers in order).
+        ready = recorder.kernel_info()
+        while not _is_idle_of(recorder.get_iopub_msg(timeout=30), ready):
+            pass
         alice = peer(kernel, "alice")
         term = open_watch(terminal, ipymirror_argv, kernel)
         first = alice.run("a = 1\nprint('cell one')")
@@ -89,12 +102,7 @@ def test_watch_never_executes(kernel, peer, terminal, ipymirror_argv):
         while True:  # everything up to the idle of alice's second cell
             msg = recorder.get_iopub_msg(timeout=10)
             msgs.append(msg)
-            parent = msg["parent_header"]
-            if (
-                parent.get("msg_id") == last_id
-                and msg["msg_type"] == "status"
-                and msg["content"]["execution_state"] == "idle"
-            ):
+            if _is_idle_of(msg, last_id):
                 break
         term.send("q")
         assert term.wait_exit() == 0

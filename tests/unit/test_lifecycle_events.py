@@ -115,6 +115,33 @@ def test_a_shutdown_claim_ends_nothing_until_the_heartbeat_confirms_it():
     assert p.presence.state == "dead" and p.presence.running == {}
 
 
+def test_kernel_info_answered_after_a_real_shutdown_reply_keeps_the_claim():
+    """A kernel shutting down still answers kernel_info (a server's nudge, another
+    mirror's probe) before its heart stops: that is not the kernel going on, so the
+    end is still the shutdown, named, not an unnamed "gone" ten seconds later."""
+    p = Pipeline(Renderer(color=False))
+    gone = []
+    p.listeners.append(lambda ev: gone.append(ev) if isinstance(ev, KernelGone) else 0)
+    text_of(p, cell("x = 1", 3), [idle()])
+    claim = msg("shutdown_reply", {"restart": False}, cell="s1", request="shutdown_request")
+    nudged = [
+        msg(
+            "status", {"execution_state": state}, peer=MGR, cell="n1", request="kernel_info_request"
+        )
+        for state in ("busy", "idle")
+    ]
+    text_of(p, [claim, idle(cell="s1")], nudged)
+    p.feed_events([KernelGone(KERNEL, "")])  # the heart stops
+    assert [(ev.for_good, ev.peer) for ev in gone] == [(True, BOB)]
+    # ... but work of another cell is the kernel going on: the claim is not kept
+    p = Pipeline(Renderer(color=False))
+    gone.clear()
+    p.listeners.append(lambda ev: gone.append(ev) if isinstance(ev, KernelGone) else 0)
+    text_of(p, [claim], cell("y = 2", 4, cell="c2"))
+    p.feed_events([KernelGone(KERNEL, "")])
+    assert [ev.for_good for ev in gone] == [False]
+
+
 def test_gone_then_back_from_another_kernel_is_one_restart_notice():
     p = Pipeline(Renderer(color=False))
     p.feed_events([KernelBack(KERNEL, "", "k1")])
