@@ -24,8 +24,15 @@ from ipymirror.core.render import Renderer
 from ipymirror.core.status import status_line
 from ipymirror.core.transcript import MAX_LIVE_LINES, MAX_OPEN_CELLS, Transcript
 
+# CI runs the same examples every time (derandomized, no example database): a
+# suite that passes passes again.  IPYMIRROR_FUZZ=full explores afresh, 5,000 a test.
 settings.register_profile(
-    "ci", max_examples=150, deadline=None, suppress_health_check=list(HealthCheck)
+    "ci",
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    database=None,
 )
 settings.register_profile(
     "full", max_examples=5_000, deadline=None, suppress_health_check=list(HealthCheck)
