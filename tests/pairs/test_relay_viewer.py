@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -353,3 +354,28 @@ def test_a_flood_does_not_stop_the_relay_answering_a_viewer(run, changes):
             await relay.close()
 
     run(scenario())
+
+
+def test_hellos_to_an_absent_relay_fill_the_queue_and_raise_nothing(run):
+    """The hello queue to a relay that is not there fills (4 messages); further hellos
+    are for later, and no 'exception never retrieved' is left behind."""
+    keys = new_host_keys()
+    probe = zmq.Context.instance().socket(zmq.ROUTER)
+    port = probe.bind_to_random_port("tcp://127.0.0.1")
+    probe.close()  # an address where no relay listens
+    address = f"tcp://127.0.0.1:{port}"
+
+    async def scenario() -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: errors.append(ctx))
+        source = ViewerSource(keys.ticket.with_addresses(address, address))
+        try:
+            for _ in range(12):  # three times the queue
+                source._ask()
+            await asyncio.sleep(0)  # one turn: the sends' done-callbacks run
+        finally:
+            source.close()
+        gc.collect()  # a future whose exception nobody read complains when collected
+        return errors
+
+    assert run(scenario()) == []

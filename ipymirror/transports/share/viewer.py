@@ -22,7 +22,6 @@ Rules the sequencer keeps (the "Clone" pattern of the ZMQ guide):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections import deque
@@ -218,8 +217,9 @@ class ViewerSource:
 
     def _ask(self) -> None:
         self._asked = time.monotonic()
-        with contextlib.suppress(zmq.Again):  # the queue to an absent relay is full: later
-            self.dealer.send_multipart([HELLO, self.seq.hello()], flags=zmq.NOBLOCK)
+        sent = self.dealer.send_multipart([HELLO, self.seq.hello()], flags=zmq.NOBLOCK)
+        if isinstance(sent, asyncio.Future):  # an asyncio socket puts zmq.Again here
+            sent.add_done_callback(_queue_full_is_later)
 
     def _on_dealer(self, frames: list[bytes]) -> list[bytes]:
         try:
@@ -323,3 +323,12 @@ class ViewerSource:
         for text in self.seq.notices:
             self.notice(text)
         self.seq.notices.clear()
+
+
+def _queue_full_is_later(sent: asyncio.Future[Any]) -> None:
+    """The queue to an absent relay is full (zmq.Again): the next hello asks again."""
+    if not sent.cancelled():
+        exc = sent.exception()
+        if exc is not None and not isinstance(exc, zmq.Again):
+            raise exc
+
