@@ -25,7 +25,8 @@ from ipymirror.core.transcript import Transcript
 from ipymirror.errors import ExitStatus, MirrorError
 from ipymirror.transports.server import framing
 from ipymirror.transports.server.choose import KernelRow, pick, rows
-from ipymirror.transports.server.rest import find_token, nodelay_socket
+from ipymirror.transports.server.link import ServerLink
+from ipymirror.transports.server.rest import ServerAPI, find_token, nodelay_socket
 from ipymirror.transports.server.urls import ServerTarget, is_server_url, parse_server_url
 
 DATA = Path(__file__).parent.parent / "data"
@@ -431,3 +432,20 @@ def test_sockets_have_nodelay():
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     finally:
         sock.close()
+
+
+def test_the_servers_nudges_are_filtered_and_our_own_probes_never_are():
+    """A server nudges under the browser's session and its own username; our probes'
+    busy/idle must reach the pipeline even when we go by that same name (the heartbeat
+    waits for them to know IOPub delivers)."""
+    target = ServerTarget("http://127.0.0.1:9/", "kernel", "k1")
+    link = ServerLink(ServerAPI(target, ""), target, "alice")
+
+    def status(msg_id: str, session: str) -> dict:
+        parent = {"msg_type": "kernel_info_request", "session": session, "msg_id": msg_id}
+        return {"msg_type": "status", "parent_header": {**parent, "username": "alice"}}
+
+    assert link._server_nudge(status("n1", link.session_id))  # on our session, not ours
+    assert link._server_nudge(status("n2", "browser-session"))  # the server's name, learnt
+    link._sent.append("p1")
+    assert not link._server_nudge(status("p1", link.session_id))  # our own probe

@@ -292,7 +292,9 @@ class ServerLink(KernelInfo):
         parent = msg["parent_header"]
         if parent.get("msg_type") != "kernel_info_request":
             return False
-        if parent.get("session") == self.session_id and parent.get("msg_id") not in self._sent:
+        if parent.get("msg_id") in self._sent:
+            return False  # ours, whatever name the server's own nudges go by
+        if parent.get("session") == self.session_id:
             self._server_user = str(parent.get("username"))  # on our session, not sent by us
             return True
         return self._server_user is not None and parent.get("username") == self._server_user
