@@ -104,10 +104,14 @@ async def _serve(
     old = keys.ticket
     ticket = old.with_addresses(advertised(pub, args.advertise), advertised(router, args.advertise))
     keys = HostKeys(ticket, keys.server_secret, (pub, router))
+    # The files first: whoever reads the ticket line may open them at once.
+    if args.ticket_file:
+        write_host_file(args.ticket_file, keys)
+    if getattr(args, "viewer_ticket_file", None):
+        write_viewer_file(args.viewer_ticket_file, ticket)
     print(f"» sharing the {link.description} of {link.where}, read-only", file=out)
     print(f"» viewers run:  ipymirror watch {ticket.encode()}", file=out)
     if args.ticket_file:
-        write_host_file(args.ticket_file, keys)
         if old.pub and (old.pub, old.router) != (ticket.pub, ticket.router):
             print("» the address changed: viewers need the new ticket", file=out)
         print(
@@ -117,7 +121,6 @@ async def _serve(
             file=out,
         )
     if getattr(args, "viewer_ticket_file", None):
-        write_viewer_file(args.viewer_ticket_file, ticket)
         print(
             f"» viewer ticket file: {args.viewer_ticket_file} (the ticket only, no relay "
             f"key): ipymirror watch --ticket-file {args.viewer_ticket_file}",
