@@ -250,7 +250,6 @@ def fill_from_settings(options: Any, settings: Settings) -> None:
     options.no_color = options.colors == "NoColor"
     options.name = options.name or None
     options.ssh = options.ssh or None
-    options.images = str(options.images).lower()
     if options.pager == "$PAGER":
         options.pager = os.environ.get("PAGER") or "less -R"
     options.settings = settings

@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from argparse import Namespace
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 from ipymirror.core.events import (
@@ -40,6 +40,7 @@ __all__ = [
     "background",
     "connected",
     "heartbeat",
+    "listening",
     "make_mirror",
     "mirror_for_link",
     "on_signals",
@@ -212,6 +213,20 @@ class Shows(Protocol):
     def feed_events(self, events: list[Event]) -> object: ...
 
 
+@contextlib.contextmanager
+def listening(shows: Shows | None, listener: Callable[[Event], None]) -> Iterator[None]:
+    """``listener`` hears the pipeline's events for the block only: waiting for one
+    costs nothing on the way of every other event, before or after."""
+    if shows is None:
+        yield
+        return
+    shows.listeners.append(listener)
+    try:
+        yield
+    finally:
+        shows.listeners.remove(listener)
+
+
 async def probe(link: KernelTransport, shows: Shows | None = None) -> str | None:
     """Ask ``kernel_info``: the session of the kernel that answers (None: no answer).
 
@@ -229,11 +244,9 @@ async def probe(link: KernelTransport, shows: Shows | None = None) -> str | None
         if isinstance(ev, Status) and ev.cell in asked:
             delivered.set()
 
-    if shows is not None:
-        shows.listeners.append(on_event)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + IOPUB_DEADLINE
-    try:
+    with listening(shows, on_event):
         while True:
             msg_id = link.probe()
             asked.add(msg_id)
@@ -246,9 +259,6 @@ async def probe(link: KernelTransport, shows: Shows | None = None) -> str | None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(delivered.wait(), IOPUB_WAIT)
                 break
-    finally:
-        if shows is not None:
-            shows.listeners.remove(on_event)
     header = reply.get("header")
     session = header.get("session") if isinstance(header, dict) else None
     if not isinstance(session, str) or session == link.session_id:  # IRkernel echoes ours

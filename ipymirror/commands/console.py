@@ -33,6 +33,7 @@ from ipymirror.commands._lifecycle import (
     background,
     connected,
     heartbeat,
+    listening,
     mirror_for_link,
     until_stopped,
 )
@@ -108,7 +109,6 @@ class Console:
         self._stdin_requests: asyncio.Queue[InputRequest] = asyncio.Queue()
         link.on_stdin = lambda msg: self._stdin_requests.put_nowait(input_request(msg))
         self._mine_done: dict[str, asyncio.Event] = {}
-        self._back = asyncio.Event()  # set when the kernel is no longer COMING_BACK
         self.dead = asyncio.Event()  # set by the heartbeat watcher
         self._tasks: set[asyncio.Task[Any]] = set()
         self._typeahead: list[Any] = []  # KeyPresses typed while your cell ran
@@ -226,8 +226,6 @@ class Console:
             done = self._mine_done.get(ev.cell)
             if done is not None:
                 done.set()
-        if self.mirror.presence.state not in COMING_BACK:
-            self._back.set()
 
     async def _until_back(self) -> bool:
         """A restarting kernel gets your cell once it is back: False if it died instead.
@@ -239,11 +237,18 @@ class Console:
         waits for that, or the new kernel's busy/idle), as JupyterLab holds messages
         while a kernel restarts.  Meanwhile the busy app shows, and Ctrl-C interrupts.
         """
-        if self.mirror.presence.state not in COMING_BACK:
+        presence = self.mirror.presence
+        if presence.state not in COMING_BACK:
             return True
         self.mirror.notice("the kernel is restarting: your cell runs once it is back")
-        self._back.clear()
-        await self._run_busy(asyncio.ensure_future(_first(self._back.wait(), self.dead.wait())))
+        back = asyncio.Event()
+
+        def on_event(ev: Event) -> None:
+            if presence.state not in COMING_BACK:
+                back.set()
+
+        with listening(self.mirror, on_event):
+            await self._run_busy(asyncio.ensure_future(_first(back.wait(), self.dead.wait())))
         return not self.dead.is_set()
 
     async def execute(self, code: str) -> None:

@@ -33,8 +33,6 @@ synthetic events to feed.  Rules:
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ipymirror.core.events import (
     KERNEL,
     Event,
@@ -93,12 +91,6 @@ class Lifecycle:
                 return [KernelGone(self._claim.peer, self._claim.cell, for_good=True)]
         elif isinstance(ev, KernelRestart):  # the edge restarts it: the new kernel is this
             self._claim = ev
-        elif isinstance(ev, KernelRestarted):  # the edge restarted it: it knows who
-            self._claim, self._count = None, 0
-            self.session = ev.session or self.session
-            if self._told:
-                self._told = False
-                return [replace(ev, told=True)]
         return [ev]
 
     def _new_kernel_without_session(self, ev: Event | None) -> bool:

@@ -217,9 +217,9 @@ class ViewerSource:
 
     def _ask(self) -> None:
         self._asked = time.monotonic()
+        # An asyncio socket puts zmq.Again (a full queue to an absent relay) on the future.
         sent = self.dealer.send_multipart([HELLO, self.seq.hello()], flags=zmq.NOBLOCK)
-        if isinstance(sent, asyncio.Future):  # an asyncio socket puts zmq.Again here
-            sent.add_done_callback(_queue_full_is_later)
+        asyncio.ensure_future(sent).add_done_callback(_queue_full_is_later)
 
     def _on_dealer(self, frames: list[bytes]) -> list[bytes]:
         try:
@@ -331,4 +331,3 @@ def _queue_full_is_later(sent: asyncio.Future[Any]) -> None:
         exc = sent.exception()
         if exc is not None and not isinstance(exc, zmq.Again):
             raise exc
-
