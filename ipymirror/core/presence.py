@@ -49,6 +49,13 @@ PERSON_REQUESTS = frozenset(
 )
 
 _NOT_ANSWERING = frozenset({"dead", "unknown", "starting", "restarting", "shutting down"})
+#: Requests whose busy/idle a kernel claimed to be restarting or shutting down still
+#: publishes in its last moments: the ``shutdown_request``'s own idle (always sent
+#: after the reply) and any client's ``kernel_info``.  They say nothing of the next
+#: kernel, so the claim's state holds and the heartbeat goes on asking which kernel
+#: answers: after a restart a Jupyter Server may relay nothing of the new kernel
+#: (its IOPub subscription came back after the kernel's first messages).
+_LAST_WORDS = frozenset({"shutdown_request", "kernel_info_request"})
 
 
 @dataclass
@@ -172,7 +179,9 @@ class Presence:
                 self.running.pop(ev.cell, None)
         if ev.state == "starting":
             self.state = "starting"
-        elif ev.state in ("busy", "idle"):  # kernel_info's busy/idle: not "a cell runs"
+        elif ev.state in ("busy", "idle") and not (
+            self.state in ("restarting", "shutting down") and ev.request in _LAST_WORDS
+        ):  # kernel_info's busy/idle: not "a cell runs"
             self.state = "busy" if self.running else "idle"
         self.version += 1
 

@@ -85,7 +85,6 @@ def test_notebook_url_joins_and_both_sides_see_each_other(
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.flaky(reruns=2)  # a REST restart once never told (idle CI run): docs/security.md
 def test_restart_crash_and_shutdown_are_told(server, notebook, terminal, ipymirror_argv):
     session, bob = notebook
     kid = session["kernel"]["id"]

@@ -126,6 +126,25 @@ def test_restart_clears_running_and_resets_execution_count():
     assert room.state == "dead"
 
 
+def test_a_claimed_restart_holds_through_the_old_kernels_last_words():
+    """The shutdown_request's idle and kernel_info answers do not end the claim: the
+    heartbeat must go on asking, for the new kernel may say nothing by itself."""
+    room = Presence()
+    room.feed(status(CAROL, "r1", "busy", "shutdown_request"))
+    room.feed(KernelRestart(CAROL, "r1", restart=True))
+    room.feed(status(CAROL, "r1", "idle", "shutdown_request"))
+    room.feed(status(BOB, "k1", "busy", "kernel_info_request"))
+    room.feed(status(BOB, "k1", "idle", "kernel_info_request"))
+    assert room.state == "restarting"
+    room.feed(status(BOB, "b1", "busy"))  # the old kernel runs a cell: the claim was not kept
+    assert room.state == "busy"
+    room.feed(KernelRestart(CAROL, "r2", restart=False))
+    room.feed(status(CAROL, "r2", "idle", "shutdown_request"))
+    assert room.state == "shutting down"
+    room.feed(KernelBack(KERNEL, "", "old"))  # the heartbeat's probe: it still answers
+    assert room.state == "busy"
+
+
 def test_starting_status_clears_running():
     room = Presence()
     room.feed(status(BOB, "b1", "busy"))
