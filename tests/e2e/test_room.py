@@ -259,8 +259,9 @@ def test_progress_on_stderr_is_neutral_and_wide_peer_lines_keep_their_gutter(
             "print('x' * 100)"
         )
         watch.wait_for("x" * 20)
-        # stdout and stderr are flushed apart (the cell's end flushes both): wait for both
-        watch.wait_for("a real warning")
+        # stdout and stderr are flushed apart (the cell's end flushes both): wait for both,
+        # by the gutter (the bare words are in the cell's code, shown first)
+        watch.wait_for("┆ a real warning")
         term.wait_for("xxxxx\n", timeout=20)
         assert "│ 100%|##########\n" in watch.stdout  # the bar, neutral
         assert "┆ a real warning\n" in watch.stdout  # real stderr, marked

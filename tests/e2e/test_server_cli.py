@@ -167,6 +167,18 @@ def test_record_over_a_server_keeps_the_rate_limit_mark(
         server.stop()
 
 
+def _tail(out, n: int = 12) -> str:
+    """The last records, one line each: type, state, parent's type and sender."""
+    records = list(read_recording(str(out))[1])[-n:]
+    return "\n".join(
+        f"{r.msg_type} {r.msg['content'].get('execution_state', '')} "
+        f"header.session={r.msg['header'].get('session', '')[:8]} "
+        f"parent={r.msg['parent_header'].get('msg_type')}/"
+        f"{r.msg['parent_header'].get('username')}/{r.msg['parent_header'].get('session', '')[:8]}"
+        for r in records
+    )
+
+
 def record_with_a_gap(server, terminal, ipymirror_argv, out):
     kernel_id = server.new_notebook_session("nb.ipynb")["kernel"]["id"]
     url = f"{server.url}api/kernels/{kernel_id}"
@@ -184,7 +196,10 @@ def record_with_a_gap(server, terminal, ipymirror_argv, out):
         server.api("DELETE", f"api/kernels/{kernel_id}")
     finally:
         bob.close()
-    term.wait_for("the kernel shut down: recorded", timeout=30)
+    try:
+        term.wait_for("the kernel shut down: recorded", timeout=30)
+    except AssertionError as exc:  # unnamed once on a loaded CI run: show what it recorded
+        raise AssertionError(f"{exc}\nlast records:\n{_tail(out)}") from None
     assert term.wait_exit(timeout=20) == 0
     records = list(read_recording(str(out))[1])
     texts = [r.msg["content"].get("text", "") for r in records if r.msg_type == "stream"]

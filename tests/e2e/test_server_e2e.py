@@ -41,6 +41,12 @@ def env(**extra: str | None) -> dict[str, str]:
     return default_env(PYTHONPATH=path, **extra)
 
 
+def at_rest(term) -> bool:
+    """At an empty prompt, and nobody's cell shown as running."""
+    status = next((row for row in term.display() if "│ you:" in row), "")
+    return re.fullmatch(r"In \[\d+\]:", term.cursor_line()) is not None and "▶" not in status
+
+
 def join(terminal, ipymirror_argv, url: str, token: str, *args: str, name: str = "me"):
     term = terminal(
         ipymirror_argv("--existing", url, "--name", name, *args),
@@ -148,8 +154,21 @@ def test_dropped_connection_reconnects_with_the_same_session(
         first = bob.wait_iopub(
             lambda m: m["msg_type"] == "execute_input" and m["content"]["code"] == "mine = 1"
         )
+        term.wait_for(lambda t: at_rest(t))
+        # lab-bob's cell runs when the network goes down, and ends while it is down
+        nap = bob.execute_nowait("import time; time.sleep(1); print('bob', 'woke')")
+        term.wait_for("▶ lab-bob")
+        proxy.open.clear()
         assert proxy.drop() > 0
         term.wait_for("the connection to the server dropped; reconnecting (same session)")
+        bob.wait_iopub(
+            lambda m: (
+                m["msg_type"] == "status"
+                and m["content"]["execution_state"] == "idle"
+                and m["parent_header"]["msg_id"] == nap
+            )
+        )
+        proxy.open.set()
         term.wait_for(
             re.compile(
                 r"reconnected after \d+\.\d s; output broadcast meanwhile may "
@@ -159,13 +178,10 @@ def test_dropped_connection_reconnects_with_the_same_session(
         )
         bob.run("print('after the drop')")
         term.wait_for("after the drop")
-        # our cell's idle went with the connection: the resync ends it, the prompt is free
-        term.wait_for(
-            lambda t: (
-                re.fullmatch(r"In \[\d+\]:", t.cursor_line()) is not None
-                and "▶ you" not in t.text()
-            )
-        )
+        # bob's idle went with the connection: the resync ends his cell, and that is
+        # no new kernel (the resync's idle tells no kernel session)
+        term.wait_for(at_rest)
+        assert "kernel restarted" not in term.text()
         term.send("mine + 1" + ENTER)
         term.wait_for(re.compile(r"Out\[\d+\]: 2"))
         again = bob.wait_iopub(

@@ -294,6 +294,8 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self.conns: list = []
         self._lock = threading.Lock()
+        self.open = threading.Event()  # cleared: new connections wait (a network still down)
+        self.open.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -304,6 +306,7 @@ class TcpProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            self.open.wait()
             upstream = socket.create_connection(("127.0.0.1", self.target))
             with self._lock:
                 self.conns += [client, upstream]
@@ -335,5 +338,6 @@ class TcpProxy:
         return len(conns)
 
     def close(self) -> None:
+        self.open.set()
         self.listener.close()
         self.drop()

@@ -321,6 +321,9 @@ class ServerLink(KernelInfo):
         for cell, parent in list(self._running.items()):
             self._running.pop(cell, None)
             idle = self.session.msg("status", {"execution_state": "idle"}, parent=parent)
+            # It tells no kernel's session (ours there would read as a new kernel's):
+            # like IRkernel's, its header.session is its requester's.
+            idle["header"]["session"] = parent.get("session", "")
             idle["metadata"] = {"ipymirror": "reconnect"}
             idle.pop("buffers", None)
             self._iopub.put_nowait({**idle, "buffers": []})
