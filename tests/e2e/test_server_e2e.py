@@ -176,7 +176,7 @@ def test_dropped_connection_reconnects_with_the_same_session(
             ),
             timeout=30,
         )
-        bob.run("print('after the drop')")
+        bob.run("print('after', 'the drop')")
         term.wait_for("after the drop")
         # bob's idle went with the connection: the resync ends his cell, and that is
         # no new kernel (the resync's idle tells no kernel session)

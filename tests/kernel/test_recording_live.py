@@ -242,7 +242,7 @@ def test_console_records_with_record_option(kernel, peer, terminal, tmp_path):
     term.send("print(6 * 7)" + ENTER)
     term.wait_for("42")
     bob = peer(kernel, "bob")
-    bob.run("print('from bob')")
+    bob.run("print('from', 'bob')")
     term.wait_for("from bob")
     term.ctrl("d")
     assert term.wait_exit() == 0
@@ -252,4 +252,4 @@ def test_console_records_with_record_option(kernel, peer, terminal, tmp_path):
         for r in records
         if r.msg_type == "execute_input"
     ]
-    assert cells == [("carol", "print(6 * 7)"), ("bob", "print('from bob')")]
+    assert cells == [("carol", "print(6 * 7)"), ("bob", "print('from', 'bob')")]

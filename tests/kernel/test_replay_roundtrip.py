@@ -42,10 +42,10 @@ def test_replay_shows_what_watch_showed(kernel, peer, tmp_path, name):
                 break
             except AssertionError:
                 continue
-        users["alice"].run("print('=== start ===')")
+        users["alice"].run("print('===', 'start', '===')")
         for who, code in CELLS:
             users[who].run(code)
-        last = users["alice"].run("print('=== end ===')")["reply"]["parent_header"]["msg_id"]
+        last = users["alice"].run("print('===', 'end', '===')")["reply"]["parent_header"]["msg_id"]
         watch.wait_for("=== end ===")
         wait_for_records(out, has_idle(last))
         assert watch.stop() == 0
@@ -55,7 +55,7 @@ def test_replay_shows_what_watch_showed(kernel, peer, tmp_path, name):
         rec.close()
     replay = run_ipymirror("replay", str(out), "--no-wait")
     assert replay.returncode == 0 and replay.stderr == ""
-    marker = "print('=== start ===')"
+    marker = "print('===', 'start', '===')"
     watched = _from_marker(watch.stdout, marker)
     replayed = _from_marker(replay.stdout, marker)
     assert "Out[" in watched and "ZeroDivisionError" in watched and "tick 2" in watched
