@@ -14,7 +14,7 @@ synthetic events to feed.  Rules:
   follows before the old one says anything else; otherwise the restart is by
   ``unknown`` (:data:`KERNEL`), never by a wrong name.
 * A :class:`KernelGone` after a shutdown claim (``restart: false``) is for good,
-  and its peer is who asked: the silence confirms it.  A claim the kernel
+  and its peer is who asked: the silence confirms it (whenever it began).  A claim the kernel
   contradicts ends nothing.  Answering ``kernel_info`` (its busy/idle) does not
   contradict one: a kernel shutting down still answers it in its last moments,
   and any client asks it (a server's nudge; every mirror's heartbeat probes a
@@ -86,9 +86,10 @@ class Lifecycle:
                 self.session = ev.session
                 return [restarted, ev]
             self.session = ev.session
-        elif isinstance(ev, KernelGone) and not ev.for_good:
-            if self._claim is not None and not self._claim.restart:  # confirmed: named
-                return [KernelGone(self._claim.peer, self._claim.cell, for_good=True)]
+        elif isinstance(ev, KernelGone) and self._claim is not None and not self._claim.restart:
+            # confirmed: named, also when the heartbeat had missed before the claim came
+            # (a server too busy to answer REST in a flood) and only the clock ends it
+            return [KernelGone(self._claim.peer, self._claim.cell, for_good=True)]
         elif isinstance(ev, KernelRestart):  # the edge restarts it: the new kernel is this
             self._claim = ev
         return [ev]

@@ -115,6 +115,19 @@ def test_a_shutdown_claim_ends_nothing_until_the_heartbeat_confirms_it():
     assert p.presence.state == "dead" and p.presence.running == {}
 
 
+def test_a_silence_that_began_before_the_claim_still_ends_named():
+    """The heartbeat missed first (a server too busy in a flood to answer its REST
+    check), then the shutdown was claimed: the clock's end is the shutdown, named."""
+    p = Pipeline(Renderer(color=False))
+    gone = []
+    p.listeners.append(lambda ev: gone.append(ev) if isinstance(ev, KernelGone) else 0)
+    text_of(p, cell("x = 1", 3), [idle()])
+    p.feed_events([KernelGone(KERNEL, "")])  # missed checks: not for good yet
+    text_of(p, [msg("shutdown_reply", {"restart": False}, cell="s1")])
+    p.feed_events([KernelGone(KERNEL, "", for_good=True)])  # silent past a restart's time
+    assert [(ev.for_good, ev.peer) for ev in gone] == [(False, KERNEL), (True, BOB)]
+
+
 def test_kernel_info_answered_after_a_real_shutdown_reply_keeps_the_claim():
     """A kernel shutting down still answers kernel_info (a server's nudge, another
     mirror's probe) before its heart stops: that is not the kernel going on, so the
