@@ -17,8 +17,9 @@ through it unchanged.  Rules it keeps:
   turns them into the same events as on ZMQ.
 * Nothing is dropped on our side (the websocket is TCP); a frame that does not
   parse is counted in ``malformed``, reported once, and dropped.
-* Liveness (``is_beating``): the websocket is open and the REST API says the
-  kernel exists and is not dead (asked every ``POLL`` seconds).
+* Liveness (``is_beating``): the websocket is open and the REST API does not say
+  the kernel is missing or dead (asked every ``POLL`` seconds; a check that fails
+  otherwise changes nothing).
 """
 
 from __future__ import annotations
@@ -359,8 +360,11 @@ class ServerLink(KernelInfo):
             await asyncio.sleep(POLL)
             try:
                 model = await self.api.kernel(self.kernel_id)
-            except MirrorError:
-                self._alive = False
+            except MirrorError as exc:
+                # Only the server saying so proves the kernel gone: a slow answer (a server
+                # busy with a flood) proves nothing, and a dead server closes the websocket.
+                if exc.status == ExitStatus.NOT_FOUND:
+                    self._alive = False
                 continue
             self._alive = model.get("execution_state") != "dead"
 
