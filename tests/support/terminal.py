@@ -141,6 +141,7 @@ class Terminal:
         )
         self.pid = self.proc.pid
         self._wake_r, self._wake_w = os.pipe()  # lets close() stop the reader
+        self._reads = 0
         self._reader = threading.Thread(
             target=self._read_loop, name=f"pty-reader-{self.pid}", daemon=True
         )
@@ -164,6 +165,7 @@ class Terminal:
                 with self._cond:
                     self.raw += data
                     self._stream.feed(data)
+                    self._reads += 1  # one more read fed to the screen
                     self._cond.notify_all()
         finally:
             with self._cond:
@@ -290,10 +292,17 @@ class Terminal:
         if not _wait_pids([self.pid], timeout):
             raise AssertionError(self._failure(f"process still running after {timeout}s"))
         status = self._reap()
-        # The output is complete once the reader sees EOF; a grandchild still
-        # holding the pty open would delay that forever, hence the bound.
-        self._reader.join(timeout=2.0)
-        return status
+        # The output is complete once the reader sees EOF.  A grandchild still
+        # holding the pty open would delay that forever, so stop waiting once the
+        # output has stood still for 2 s -- not while it still arrives (a loaded
+        # machine can take longer than that to feed pyte a drawn image).
+        while True:
+            with self._cond:  # (a read being fed to the screen is finished first)
+                seen = self._reads
+            self._reader.join(timeout=2.0)
+            with self._cond:
+                if not self._reader.is_alive() or self._reads == seen:
+                    return status
 
     def _reap(self) -> int:
         if self._exit_status is None:
