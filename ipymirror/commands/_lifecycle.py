@@ -196,6 +196,8 @@ def mirror_for_link(link: KernelTransport, args: Namespace, stream: Any) -> Mirr
         f"the kernel sent a malformed message ({why}); not shown, and any more will not be"
     )
     link.on_notice = mirror.notice
+    if getattr(stream, "isatty", lambda: False)():  # a pipe blocks and loses nothing
+        link.shed_when_behind()  # a screen: fewer lines, counted, not unbounded memory
     return mirror
 
 

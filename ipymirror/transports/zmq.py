@@ -7,8 +7,9 @@ replies routed to whoever awaits them by ``msg_id``, bad signatures counted
 instead of raised, and errors turned into one-line :class:`MirrorError`s.
 
 Every IOPub subscription is lossless (no high-water mark on our side): a
-subscriber that falls behind catches up instead of losing messages silently;
-the terminal writer is the one place that may drop, and it says how many.
+subscriber that falls behind catches up instead of losing messages silently.
+What may drop says how many: the terminal writer (a slow terminal) and, for a
+display that falls far behind the kernel, the :class:`Shedder` (whole lines).
 
 A message that fails :meth:`KernelLink.decode` is one of two things, told
 apart and counted apart: *unauthenticated* (no, a wrong or a replayed
@@ -39,6 +40,7 @@ from ipymirror.transports.base import KernelInfo
 from ipymirror.transports.fast_decode import deserialize
 from ipymirror.transports.kernel_files import INSTALL_HINTS, remove_if_harmless
 from ipymirror.transports.salvage import is_signed, raw_message
+from ipymirror.transports.shedding import BACKLOG, Shedder
 
 __all__ = ["KernelLink", "default_username", "resolve_connection_file"]
 
@@ -89,6 +91,9 @@ class KernelLink(KernelInfo):
         #: False: IOPub ``content`` is left as the signed JSON bytes, unparsed (the
         #: relay passes it on as it is: less work per message than the kernel did).
         self.parse_content = True
+        #: Set by a display (console, watch): drop whole stream lines when this process
+        #: falls ``BACKLOG`` messages behind, and tell how many (see shedding).
+        self.shedder: Shedder | None = None
         self.state_at_connect = "unknown"
         self.kernel_info: dict[str, Any] = {}
         self.kernel_session = ""  # header.session of the kernel_info_reply: which kernel process
@@ -385,6 +390,10 @@ class KernelLink(KernelInfo):
             if fut is not None and not fut.done():
                 fut.set_result(msg)
 
+    def shed_when_behind(self) -> None:
+        """For a display: drop whole stream lines, counted, rather than let a backlog grow."""
+        self.shedder = Shedder()
+
     async def _recv(self, socket: zmq.asyncio.Socket) -> dict[str, Any] | None:
         return self.decode(await socket.recv_multipart())
 
@@ -424,21 +433,42 @@ class KernelLink(KernelInfo):
         if self._early:
             early, self._early = self._early, []
             yield early
+        shedder = self.shedder
+        waiting = BATCH if shedder is None else BACKLOG  # read at most this many at once
         while True:
-            batch: list[dict[str, Any]] = []
-            msg = await self._recv(socket)
-            if msg is not None:
-                batch.append(msg)
-            while len(batch) < BATCH:
+            frames = [await socket.recv_multipart()]
+            while len(frames) < waiting:
                 try:
-                    frames = socket.recv_multipart(flags=zmq.NOBLOCK)
-                    msg = self.decode(await frames)
+                    frames.append(await socket.recv_multipart(flags=zmq.NOBLOCK))
                 except zmq.Again:
                     break
-                if msg is not None:
-                    batch.append(msg)
-            if batch:
-                yield batch
+            behind = shedder is not None and len(frames) >= BACKLOG
+            for start in range(0, len(frames), BATCH):
+                batch = self._decode_all(frames[start : start + BATCH], shedder, behind)
+                if batch:
+                    yield batch
+            lines = shedder.take() if shedder is not None else 0
+            if lines and self.on_notice is not None:
+                self.on_notice(f"… {lines:,} lines not shown: this mirror could not keep up")
+
+    def _decode_all(
+        self, frames: list[list[bytes]], shedder: Shedder | None, behind: bool
+    ) -> list[dict[str, Any]]:
+        """Decode ``frames`` in order; when ``behind``, drop what ``shedder`` sheds."""
+        batch = []
+        session = self.client.session
+        for one in frames:
+            if behind:
+                assert shedder is not None
+                with contextlib.suppress(Exception):  # no delimiter: decode() counts it
+                    if shedder.sheds(session.feed_identities(one)[1]):
+                        continue
+            msg = self.decode(one)
+            if msg is not None:
+                batch.append(msg)
+                if shedder is not None:
+                    shedder.saw(msg)
+        return batch
 
 
 def _tunnel(

@@ -61,9 +61,8 @@ def test_one_giant_message_is_elided_and_announced(kernel, peer, tmux_mirror):
     assert _rss_mb(term.pid) < 150
 
 
-# The kernel (two busy threads) can outpace the mirror's one under CPU starvation; the
-# lossless IOPub queue then grows inside ZMQ, ~2.8 KB a message: see docs/security.md.
-@pytest.mark.flaky(reruns=2)
+# The kernel (two busy threads) can outpace the mirror's one under CPU starvation: then
+# the mirror sheds whole lines, counted, rather than let ZMQ's queue grow (shedding.py).
 def test_flood_of_tiny_messages_keeps_prompt_and_memory(kernel, peer, tmux_mirror):
     term = tmux_mirror
     bob = peer(kernel, "bob")
@@ -77,7 +76,9 @@ def test_flood_of_tiny_messages_keeps_prompt_and_memory(kernel, peer, tmux_mirro
     # many it could not show (nothing else may lose one: IOPub is lossless).
     dropped = sum(
         int(n.replace(",", ""))
-        for n in re.findall(r"… ([\d,]+) lines not shown: the terminal could not keep up", text)
+        for n in re.findall(
+            r"… ([\d,]+) lines not shown: (?:the terminal|this mirror) could not keep up", text
+        )
     )
     assert len(lines) + dropped == 100_000
     assert lines == sorted(set(lines))

@@ -87,6 +87,9 @@ class MemoryKernel(KernelInfo):
     def keep_running(self) -> None:
         pass
 
+    def shed_when_behind(self) -> None:
+        pass
+
     async def connect(self, timeout: float, *, stdin: bool = True, control: bool = True) -> None:
         pass
 

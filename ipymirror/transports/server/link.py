@@ -237,6 +237,10 @@ class ServerLink(KernelInfo):
         """Leave a kernel we started running when we close (others still use it)."""
         self._keep_running = True
 
+    def shed_when_behind(self) -> None:
+        """Not done over a server: its rate limit (``iopub_msg_rate_limit``, on by
+        default) bounds a flood before it reaches us."""
+
     def is_beating(self) -> bool:
         ws = self._ws
         return ws is not None and not ws.closed and self._alive

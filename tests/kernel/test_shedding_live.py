@@ -1,0 +1,58 @@
+"""A display far behind a real kernel sheds whole lines and counts them exactly.
+
+The backlog is made on purpose, not by load: the mirror's link reads nothing
+while a peer prints 40,000 lines (IOPub is lossless, so every message waits in
+ZMQ), then it reads them all.  What it hands on plus what it says it dropped
+must be every line, in order, none twice, none spliced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from ipymirror.transports.shedding import BACKLOG
+from ipymirror.transports.zmq import KernelLink
+
+LINES = 40_000
+
+
+def test_a_display_far_behind_sheds_whole_lines_and_counts_them_exactly(kernel, peer):
+    bob = peer(kernel, "bob")
+    notices: list[str] = []
+
+    async def main() -> tuple[list[str], str]:
+        link = KernelLink.join(kernel.connection_file, "watcher")
+        link.shed_when_behind()
+        link.on_notice = notices.append
+        await link.connect(30, stdin=False, control=False)
+        try:
+            code = f"for i in range({LINES}): print(i, flush=True)"
+            run = await asyncio.to_thread(bob.run, code, 120)  # we read nothing meanwhile
+            cell = run["reply"]["parent_header"]["msg_id"]
+            assert len(run["iopub"]) > BACKLOG  # so many wait for us: we are behind
+            shown: list[str] = []
+            async for batch in link.iopub_batches():
+                for msg in batch:
+                    if msg["parent_header"].get("msg_id") != cell:
+                        continue
+                    if msg["msg_type"] == "stream":
+                        shown.append(msg["content"]["text"])
+                    elif (
+                        msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
+                    ):
+                        return shown, cell
+            raise AssertionError("IOPub ended")
+        finally:
+            await link.close(shutdown=False)
+
+    shown, _ = asyncio.run(main())
+    lines = [int(line) for line in "".join(shown).splitlines()]
+    told = [
+        re.fullmatch(r"… ([\d,]+) lines not shown: this mirror could not keep up", n)
+        for n in notices
+    ]
+    assert all(told), notices
+    dropped = sum(int(m.group(1).replace(",", "")) for m in told if m)
+    assert dropped > 0, notices
+    assert lines == sorted(set(lines)) and len(lines) + dropped == LINES
