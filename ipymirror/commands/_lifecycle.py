@@ -196,8 +196,10 @@ def mirror_for_link(link: KernelTransport, args: Namespace, stream: Any) -> Mirr
         f"the kernel sent a malformed message ({why}); not shown, and any more will not be"
     )
     link.on_notice = mirror.notice
-    if getattr(stream, "isatty", lambda: False)():  # a pipe blocks and loses nothing
-        link.shed_when_behind()  # a screen: fewer lines, counted, not unbounded memory
+    # A screen would rather show fewer lines, counted, than grow without bound; a pipe
+    # blocks and loses nothing, and a recording (--record) keeps every message.
+    if getattr(stream, "isatty", lambda: False)() and not getattr(args, "record", None):
+        link.shed_when_behind()
     return mirror
 
 

@@ -24,6 +24,7 @@ from argparse import Namespace
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from jupyter_client.session import Session, new_id
 from prompt_toolkit.application import create_app_session
@@ -88,7 +89,7 @@ class MemoryKernel(KernelInfo):
         pass
 
     def shed_when_behind(self) -> None:
-        pass
+        self.shedding = True
 
     async def connect(self, timeout: float, *, stdin: bool = True, control: bool = True) -> None:
         pass
@@ -445,3 +446,22 @@ def test_a_cell_typed_while_the_kernel_restarts_waits_until_it_is_back(run, chan
         await rig.prompt(2)  # a new kernel counts from 1
 
     drive(run, changes, scenario)
+
+
+class Screen(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("stream", "args", "sheds"),
+    [
+        (Screen, Namespace(), True),  # a screen far behind: fewer lines, counted
+        (io.StringIO, Namespace(), False),  # a pipe blocks and loses nothing
+        (Screen, Namespace(record="s.ipym"), False),  # a recording keeps every message
+    ],
+)
+def test_only_a_screen_that_records_nothing_may_shed(changes, stream, args, sheds):
+    kernel = MemoryKernel(changes)
+    mirror_for_link(kernel, args, stream())
+    assert getattr(kernel, "shedding", False) is sheds
