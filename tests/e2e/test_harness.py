@@ -106,8 +106,11 @@ def test_input_prompt_answered(terminal):
 
 
 def test_ctrl_d_is_eof(terminal):
-    term = terminal(py("import sys; print('ready'); data = sys.stdin.read(); print(len(data))"))
-    term.wait_for("ready")
+    # one write: unbuffered, print() writes "ready" and its newline apart, and "ab" could
+    # be echoed between the two
+    code = "import sys; sys.stdout.write('ready\\n'); data = sys.stdin.read(); print(len(data))"
+    term = terminal(py(code))
+    term.wait_for(lambda t: "ready" in t.text() and t.cursor_line() == "")  # on the next line
     term.send("ab")
     term.ctrl("d")  # flushes "ab" (no newline) ...
     term.ctrl("d")  # ... and a second one on an empty line is EOF
