@@ -434,40 +434,51 @@ class KernelLink(KernelInfo):
             early, self._early = self._early, []
             yield early
         shedder = self.shedder
-        waiting = BATCH if shedder is None else BACKLOG  # read at most this many at once
-        while True:
+        while shedder is None:  # record, share, a pipe: every message, decoded as read
+            batch: list[dict[str, Any]] = []
+            msg = await self._recv(socket)
+            if msg is not None:
+                batch.append(msg)
+            while len(batch) < BATCH:
+                try:
+                    msg = self.decode(await socket.recv_multipart(flags=zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+                if msg is not None:
+                    batch.append(msg)
+            if batch:
+                yield batch
+        while True:  # a screen: read what waits, in bulk; far behind, shed
             frames = [await socket.recv_multipart()]
-            while len(frames) < waiting:
+            while len(frames) < BACKLOG:
                 try:
                     frames.append(await socket.recv_multipart(flags=zmq.NOBLOCK))
                 except zmq.Again:
                     break
-            behind = shedder is not None and len(frames) >= BACKLOG
+            behind = len(frames) >= BACKLOG
             for start in range(0, len(frames), BATCH):
                 batch = self._decode_all(frames[start : start + BATCH], shedder, behind)
                 if batch:
                     yield batch
-            lines = shedder.take() if shedder is not None else 0
+            lines = shedder.take()
             if lines and self.on_notice is not None:
                 self.on_notice(f"… {lines:,} lines not shown: this mirror could not keep up")
 
     def _decode_all(
-        self, frames: list[list[bytes]], shedder: Shedder | None, behind: bool
+        self, frames: list[list[bytes]], shedder: Shedder, behind: bool
     ) -> list[dict[str, Any]]:
         """Decode ``frames`` in order; when ``behind``, drop what ``shedder`` sheds."""
         batch = []
         session = self.client.session
         for one in frames:
             if behind:
-                assert shedder is not None
                 with contextlib.suppress(Exception):  # no delimiter: decode() counts it
                     if shedder.sheds(session.feed_identities(one)[1]):
                         continue
             msg = self.decode(one)
             if msg is not None:
                 batch.append(msg)
-                if shedder is not None:
-                    shedder.saw(msg)
+                shedder.saw(msg)
         return batch
 
 
