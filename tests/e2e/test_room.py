@@ -65,6 +65,7 @@ def test_unannounced_restart_is_one_notice_and_the_next_cell_shows_whole(
     term = open_watch(terminal, ipymirror_argv, kernel)
     bob.execute_nowait("print('working', flush=True)\nimport time; time.sleep(60)")
     term.wait_for(lambda t: "▶ bob·" in status_row(t))
+    term.wait_for("│ working")  # shown before the kill (busy comes first; the kill can beat it)
     kernel.restart_kernel(now=True)  # a kill and a new kernel: no shutdown_reply at all
     term.wait_for("kernel restarted by unknown", timeout=30)
     # the old kernel's cell is over; the new kernel is idle, not busy or starting
