@@ -58,10 +58,14 @@ IOPUB_WAIT = 0.25  # seconds to wait for a probe's status on IOPub before asking
 IOPUB_DEADLINE = 5.0  # seconds after which an answering kernel is believed without it
 
 
+def is_terminal(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
 def use_color(args: Namespace, stream: Any) -> bool:
     if getattr(args, "no_color", False) or os.environ.get("NO_COLOR"):
         return False
-    return bool(getattr(stream, "isatty", lambda: False)())
+    return is_terminal(stream)
 
 
 def terminal_width(stream: Any) -> int:
@@ -198,7 +202,7 @@ def mirror_for_link(link: KernelTransport, args: Namespace, stream: Any) -> Mirr
     link.on_notice = mirror.notice
     # A screen would rather show fewer lines, counted, than grow without bound; a pipe
     # blocks and loses nothing, and a recording (--record) keeps every message.
-    if getattr(stream, "isatty", lambda: False)() and not getattr(args, "record", None):
+    if is_terminal(stream) and not getattr(args, "record", None):
         link.shed_when_behind()
     return mirror
 

@@ -472,7 +472,7 @@ class KernelLink(KernelInfo):
         session = self.client.session
         for one in frames:
             if behind:
-                with contextlib.suppress(Exception):  # no delimiter: decode() counts it
+                with contextlib.suppress(ValueError):  # no delimiter: decode() counts it
                     if shedder.sheds(session.feed_identities(one)[1]):
                         continue
             msg = self.decode(one)

@@ -89,6 +89,7 @@ def test_the_cell_is_read_from_the_parent_as_the_decoder_reads_it():
 
 def test_streams_remembered_as_open_are_bounded():
     s = shedder()
-    for i in range(MAX_OPEN + 10):
+    for i in range(MAX_OPEN + 1):
         assert not s.sheds(stream("open", cell=f"c{i}"))
-    assert len(s._open) == MAX_OPEN
+    assert s.sheds(stream("end\n", cell="c0"))  # the oldest is forgotten: taken as whole
+    assert not s.sheds(stream("end\n", cell=f"c{MAX_OPEN}"))  # the newest is remembered
