@@ -402,7 +402,9 @@ def parse(argv: Sequence[str]) -> Options:
         shown = bad.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         subparser_for(parser, argv).error(f"argument is not valid UTF-8: {shown!r}")
     trait_args, rest = split_trait_args(argv)
-    options = parser.parse_args(rest, namespace=Options())
+    options, extra = parser.parse_known_args(rest, namespace=Options())
+    if extra:  # said by the subcommand, with its usage (argparse would give the top one)
+        subparser_for(parser, rest).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         settings = load_settings(trait_args, getattr(options, "config", None))
     except MirrorError as exc:

@@ -120,10 +120,20 @@ def test_usage_errors(args):
     assert lines[0].startswith("usage: ipymirror")
 
 
-def test_watch_usage_error_names_the_subcommand():
-    proc = run_cli("watch", "--timeout", "0")
+@pytest.mark.parametrize(
+    ("args", "usage"),
+    [
+        (["watch", "--timeout", "0"], "usage: ipymirror watch"),
+        (["watch", "--idle-limit", "1"], "usage: ipymirror watch"),  # an option of replay's
+        (["export", "x.ipym", "--to", "html", "--speed", "2"], "usage: ipymirror export"),
+    ],
+)
+def test_a_subcommands_usage_error_is_its_own(args, usage):
+    proc = run_cli(*args)
     assert proc.returncode == ExitStatus.USAGE, proc.stderr
-    assert proc.stderr.splitlines()[-1].startswith("ipymirror watch: error:"), proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith(usage), proc.stderr
+    assert lines[-1].startswith(f"ipymirror {args[0]}: error:"), proc.stderr
 
 
 def test_help():
