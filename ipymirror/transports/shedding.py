@@ -59,8 +59,20 @@ class Shedder:
             cell = json.loads(found.group(1)) if found else None
         except (ValueError, RecursionError):
             return False  # the full decode judges it
+        return self._whole_lines(cell, content)
+
+    def sheds_msg(self, msg: Mapping[str, Any]) -> bool:
+        """:meth:`sheds` for a message already decoded (a websocket frame is
+        decoded whole, to know its channel)."""
+        if msg.get("msg_type") != "stream":
+            return False
+        parent = msg.get("parent_header")
+        cell = parent.get("msg_id") if isinstance(parent, Mapping) else None
+        return self._whole_lines(cell, msg.get("content"))
+
+    def _whole_lines(self, cell: object, content: object) -> bool:
         text = content.get("text") if isinstance(content, dict) else None
-        if not isinstance(text, str):
+        if not isinstance(content, dict) or not isinstance(text, str):
             return False
         key = (str(cell), str(content.get("name")))
         if key in self._open or not text.endswith("\n"):
@@ -69,10 +81,10 @@ class Shedder:
         self.lines += text.count("\n")
         return True
 
-    def take(self) -> int:
-        """The lines dropped since the last call."""
+    def notice(self) -> str | None:
+        """What to tell of the lines dropped since the last call, if any were."""
         lines, self.lines = self.lines, 0
-        return lines
+        return f"… {lines:,} lines not shown: this mirror could not keep up" if lines else None
 
     def _note(self, key: tuple[str, str], text: object) -> None:
         if not isinstance(text, str) or not text:

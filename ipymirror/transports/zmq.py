@@ -460,9 +460,9 @@ class KernelLink(KernelInfo):
                 batch = self._decode_all(frames[start : start + BATCH], shedder, behind)
                 if batch:
                     yield batch
-            lines = shedder.take()
-            if lines and self.on_notice is not None:
-                self.on_notice(f"… {lines:,} lines not shown: this mirror could not keep up")
+            notice = shedder.notice()
+            if notice and self.on_notice is not None:
+                self.on_notice(notice)
 
     def _decode_all(
         self, frames: list[list[bytes]], shedder: Shedder, behind: bool

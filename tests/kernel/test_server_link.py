@@ -5,6 +5,7 @@ a unique session per link, and liveness after a REST shutdown."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from server_helpers import start_jupyter_server
@@ -12,6 +13,7 @@ from server_helpers import start_jupyter_server
 from ipymirror.transports.server.link import ServerLink
 from ipymirror.transports.server.rest import ServerAPI
 from ipymirror.transports.server.urls import parse_server_url
+from ipymirror.transports.shedding import BACKLOG
 
 SLOW = 60.0  # a loaded machine's first jedi completion can take seconds
 
@@ -68,3 +70,58 @@ def test_requests_over_the_websocket(server):
                 await link.close(shutdown=False)
 
     asyncio.run(main())
+
+
+def test_a_display_far_behind_a_server_sheds_whole_lines_and_counts_them(tmp_path, jupyter_dirs):
+    """A server with its rate limit off relays a flood whole; a display that has
+    not read it holds at most BACKLOG messages and counts what it dropped."""
+    unlimited = "--ZMQChannelsWebsocketConnection.limit_rate=False"
+    server = start_jupyter_server(tmp_path / "root", "s3cret-token", "/user/alice/", unlimited)
+    lines = 40_000
+    notices: list[str] = []
+
+    async def main() -> tuple[list[str], int]:
+        server.new_notebook_session("nb.ipynb")
+        target = parse_server_url(f"{server.url}lab/tree/nb.ipynb")
+        bob, me = (ServerLink(ServerAPI(target, server.token), target, n) for n in ("bob", "me"))
+        me.shed_when_behind()
+        me.on_notice = notices.append
+        try:
+            await bob.connect(30)
+            await me.connect(30)
+            cell = bob.execute(f"for i in range({lines}): print(i, flush=True)")
+            await bob.request(cell, 120)  # meanwhile `me` reads its websocket, shows nothing
+            peak = me._iopub.qsize()
+            shown: list[str] = []
+            async for batch in me.iopub_batches():
+                for msg in batch:
+                    if msg["parent_header"].get("msg_id") != cell:
+                        continue
+                    if msg["msg_type"] == "stream":
+                        shown.append(msg["content"]["text"])
+                    elif (
+                        msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
+                    ):
+                        return shown, peak
+            raise AssertionError("IOPub ended")
+        finally:
+            for link in (bob, me):
+                await link.close(shutdown=False)
+
+    try:
+        shown, peak = asyncio.run(main())
+    finally:
+        server.stop()
+    got = [int(line) for line in "".join(shown).splitlines()]
+    told = [
+        re.fullmatch(r"… ([\d,]+) lines not shown: this mirror could not keep up", n)
+        for n in notices
+    ]
+    assert all(told) and told, notices
+    dropped = sum(int(m.group(1).replace(",", "")) for m in told if m)
+    print(f"server shedding: {len(got):,} shown + {dropped:,} counted of {lines:,} lines;", end=" ")
+    print(f"{peak:,} messages waiting at most")
+    assert got == sorted(set(got)) and len(got) + dropped == lines
+    # Past the cap only what is not whole lines is kept (a print split mid-line, statuses):
+    # a few, where without shedding every one of the flood's messages waits.
+    assert peak < 2 * BACKLOG

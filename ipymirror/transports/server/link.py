@@ -39,6 +39,7 @@ from ipymirror.transports.server.choose import resolve
 from ipymirror.transports.server.framing import SUBPROTOCOL, FrameError, decode, encode
 from ipymirror.transports.server.rest import ServerAPI
 from ipymirror.transports.server.urls import ServerTarget, kernel_url
+from ipymirror.transports.shedding import BACKLOG, Shedder
 
 __all__ = ["ServerKernel", "ServerLink"]
 
@@ -90,6 +91,9 @@ class ServerLink(KernelInfo):
         self.on_bad_message: Callable[[], None] | None = None
         self.on_malformed: Callable[[str], None] | None = None
         self.on_notice: Callable[[str], None] | None = None
+        self.shedder: Shedder | None = None  # set by shed_when_behind: a display
+        self._queued = self._taken = 0  # IOPub messages queued, and handed on, so far
+        self._gap: int | None = None  # queued before the first line shed and not yet told
         # Session builds the headers.  Frames carry no signature (the server signs
         # what it relays); a key only keeps Session from warning that it has none.
         self.session = Session(key=new_id().encode(), username=username)
@@ -238,8 +242,13 @@ class ServerLink(KernelInfo):
         self._keep_running = True
 
     def shed_when_behind(self) -> None:
-        """Not done over a server: its rate limit (``iopub_msg_rate_limit``, on by
-        default) bounds a flood before it reaches us."""
+        """Drop whole lines of stream output once BACKLOG messages wait, and say
+        how many (see :mod:`ipymirror.transports.shedding`).
+
+        The server's rate limit (``iopub_msg_rate_limit``, on by default) bounds
+        most floods before they reach us; a server with it off does not.
+        """
+        self.shedder = Shedder()
 
     def is_beating(self) -> bool:
         ws = self._ws
@@ -278,7 +287,7 @@ class ServerLink(KernelInfo):
         if channel == "iopub":
             if not self._server_nudge(msg):
                 self._track(msg)
-                self._iopub.put_nowait(msg)
+                self._queue(msg)
             return
         if msg.get("msg_type") == "input_request":
             self._last_input = msg
@@ -289,6 +298,18 @@ class ServerLink(KernelInfo):
         fut = self._waiting.get(parent) if isinstance(parent, str) else None
         if fut is not None and not fut.done():
             fut.set_result(msg)
+
+    def _queue(self, msg: Message) -> None:
+        """Keep ``msg`` for :meth:`iopub_batches`, unless a display this far behind sheds it."""
+        shedder = self.shedder
+        if shedder is not None:
+            if self._iopub.qsize() >= BACKLOG and shedder.sheds_msg(msg):
+                if self._gap is None:
+                    self._gap = self._queued  # told once what came before it is shown
+                return
+            shedder.saw(msg)
+        self._queued += 1
+        self._iopub.put_nowait(msg)
 
     def _server_nudge(self, msg: Message) -> bool:
         """Is this the busy/idle of a ``kernel_info_request`` the server sent itself?"""
@@ -331,7 +352,7 @@ class ServerLink(KernelInfo):
             idle["header"]["session"] = parent.get("session", "")
             idle["metadata"] = {"ipymirror": "reconnect"}
             idle.pop("buffers", None)
-            self._iopub.put_nowait({**idle, "buffers": []})
+            self._queue({**idle, "buffers": []})
 
     async def _reconnect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -378,12 +399,19 @@ class ServerLink(KernelInfo):
             batch = [await self._iopub.get()]
             while len(batch) < BATCH and not self._iopub.empty():
                 batch.append(self._iopub.get_nowait())
+            self._taken += len(batch)
             yield batch
+            if self._gap is not None and self._taken >= self._gap:  # (only with a shedder)
+                self._gap = None
+                notice = self.shedder.notice() if self.shedder is not None else None
+                if notice:
+                    self._notice(notice)
 
     async def pending_iopub(self) -> list[Message]:
         batch: list[Message] = []
         while not self._iopub.empty():
             batch.append(self._iopub.get_nowait())
+        self._taken += len(batch)
         return batch
 
     # -- writing -----------------------------------------------------------
