@@ -26,6 +26,7 @@ import contextlib
 import getpass
 import json
 import os
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -448,21 +449,24 @@ class KernelLink(KernelInfo):
                     batch.append(msg)
             if batch:
                 yield batch
-        while True:  # a screen: read what waits, in bulk; far behind, shed
-            frames = [await socket.recv_multipart()]
-            while len(frames) < BACKLOG:
+        waiting: deque[list[bytes]] = deque()  # read out of ZMQ, not yet decoded
+        while True:  # a screen: keep what waits read out of ZMQ; far behind, shed
+            if not waiting:
+                waiting.append(await socket.recv_multipart())
+            while len(waiting) < BACKLOG:  # (between two batches: ZMQ holds little)
                 try:
-                    frames.append(await socket.recv_multipart(flags=zmq.NOBLOCK))
+                    waiting.append(await socket.recv_multipart(flags=zmq.NOBLOCK))
                 except zmq.Again:
                     break
-            behind = len(frames) >= BACKLOG
-            for start in range(0, len(frames), BATCH):
-                batch = self._decode_all(frames[start : start + BATCH], shedder, behind)
-                if batch:
-                    yield batch
-            notice = shedder.notice()
-            if notice and self.on_notice is not None:
-                self.on_notice(notice)
+            behind = len(waiting) >= BACKLOG
+            chunk = [waiting.popleft() for _ in range(min(BATCH, len(waiting)))]
+            batch = self._decode_all(chunk, shedder, behind)
+            if batch:
+                yield batch
+            if shedder.lines and (not behind or shedder.lines >= BACKLOG):
+                notice = shedder.notice()  # once caught up, or every BACKLOG lines
+                if notice and self.on_notice is not None:
+                    self.on_notice(notice)
 
     def _decode_all(
         self, frames: list[list[bytes]], shedder: Shedder, behind: bool
