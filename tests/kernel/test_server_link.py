@@ -86,11 +86,23 @@ def test_a_display_far_behind_a_server_sheds_whole_lines_and_counts_them(tmp_pat
         bob, me = (ServerLink(ServerAPI(target, server.token), target, n) for n in ("bob", "me"))
         me.shed_when_behind()
         me.on_notice = notices.append
+        # Known once the cell's idle has reached `me` (the last of its messages): by
+        # then all of the flood has, and `me` has handed on none of it.
+        flood_in = asyncio.Event()
+        queue, cell = me._queue, ""
+
+        def watched(msg: dict) -> None:
+            queue(msg)
+            parent, state = msg["parent_header"], msg["content"].get("execution_state")
+            if parent.get("msg_id") == cell and state == "idle":
+                flood_in.set()
+
+        me._queue = watched  # type: ignore[method-assign]
         try:
             await bob.connect(30)
             await me.connect(30)
             cell = bob.execute(f"for i in range({lines}): print(i, flush=True)")
-            await bob.request(cell, 120)  # meanwhile `me` reads its websocket, shows nothing
+            await asyncio.wait_for(flood_in.wait(), 110)
             peak = me._iopub.qsize()
             shown: list[str] = []
             async for batch in me.iopub_batches():
