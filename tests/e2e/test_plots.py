@@ -265,9 +265,9 @@ def test_a_live_plot_is_drawn_under_the_prompt_then_committed(
         "h.update(Image(png('blue')))\n"
     )
     msg_id = bob.execute_nowait(code)
-    term.wait_for(lambda t: cells_near(t, (255, 0, 0)) > 0)  # live, while the cell runs
+    # live while the cell runs, and the prompt (redrawn after it) still below it
+    term.wait_for(lambda t: cells_near(t, (255, 0, 0)) > 0 and at_empty_prompt(t))
     assert "[image/png" not in term.text()
-    assert at_empty_prompt(term)  # the prompt is still below it
     go.touch()
     term.wait_for(lambda t: cells_near(t, (0, 0, 255)) > 0)
     assert msg_id
