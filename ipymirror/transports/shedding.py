@@ -71,8 +71,7 @@ class Shedder:
         return self._whole_lines(cell, msg.get("content"))
 
     def _whole_lines(self, cell: object, content: object) -> bool:
-        text = content.get("text") if isinstance(content, dict) else None
-        if not isinstance(content, dict) or not isinstance(text, str):
+        if not isinstance(content, dict) or not isinstance(text := content.get("text"), str):
             return False
         key = (str(cell), str(content.get("name")))
         if key in self._open or not text.endswith("\n"):
