@@ -499,7 +499,10 @@ def test_a_stuck_viewer_slows_no_one_and_a_lagging_one_is_told_what_it_missed(
         stuck.setsockopt(zmq.SUBSCRIBE, b"")
         stuck.connect(rp.ticket.pub)  # ...and never reads
         gate = threading.Event()
-        lagging = viewer(rp.ticket, gate=gate, rcvhwm=1, rcvbuf=4096)
+        # A receive buffer below loopback's 64 kB segment size left TCP advertising a
+        # zero window, so the lagging viewer, once reading, crawled on the 200 ms
+        # zero-window probe: 5 records a second, and no catch-up within 30 s.
+        lagging = viewer(rp.ticket, gate=gate, rcvhwm=1, rcvbuf=64 * 1024)
         good = viewer(rp.ticket)
         rp.wait_line(r"^viewers: 3 ")
         alice = peer(kernel, "alice")
