@@ -5,10 +5,10 @@ a unique session per link, and liveness after a REST shutdown."""
 from __future__ import annotations
 
 import asyncio
-import re
 
 import pytest
 from server_helpers import start_jupyter_server
+from shedding_support import lines_counted, printed_by
 
 from ipymirror.transports.server.link import ServerLink
 from ipymirror.transports.server.rest import ServerAPI
@@ -104,18 +104,7 @@ def test_a_display_far_behind_a_server_sheds_whole_lines_and_counts_them(tmp_pat
             cell = bob.execute(f"for i in range({lines}): print(i, flush=True)")
             await asyncio.wait_for(flood_in.wait(), 110)
             peak = me._iopub.qsize()
-            shown: list[str] = []
-            async for batch in me.iopub_batches():
-                for msg in batch:
-                    if msg["parent_header"].get("msg_id") != cell:
-                        continue
-                    if msg["msg_type"] == "stream":
-                        shown.append(msg["content"]["text"])
-                    elif (
-                        msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
-                    ):
-                        return shown, peak
-            raise AssertionError("IOPub ended")
+            return await printed_by(me.iopub_batches(), cell), peak
         finally:
             for link in (bob, me):
                 await link.close(shutdown=False)
@@ -125,12 +114,7 @@ def test_a_display_far_behind_a_server_sheds_whole_lines_and_counts_them(tmp_pat
     finally:
         server.stop()
     got = [int(line) for line in "".join(shown).splitlines()]
-    told = [
-        re.fullmatch(r"… ([\d,]+) lines not shown: this mirror could not keep up", n)
-        for n in notices
-    ]
-    assert all(told) and told, notices
-    dropped = sum(int(m.group(1).replace(",", "")) for m in told if m)
+    dropped = lines_counted(notices)
     print(f"server shedding: {len(got):,} shown + {dropped:,} counted of {lines:,} lines;", end=" ")
     print(f"{peak:,} messages waiting at most")
     assert got == sorted(set(got)) and len(got) + dropped == lines

@@ -9,7 +9,8 @@ must be every line, in order, none twice, none spliced.
 from __future__ import annotations
 
 import asyncio
-import re
+
+from shedding_support import lines_counted, printed_by
 
 from ipymirror.transports.shedding import BACKLOG
 from ipymirror.transports.zmq import KernelLink
@@ -31,29 +32,12 @@ def test_a_display_far_behind_sheds_whole_lines_and_counts_them_exactly(kernel, 
             run = await asyncio.to_thread(bob.run, code, 120)  # we read nothing meanwhile
             cell = run["reply"]["parent_header"]["msg_id"]
             assert len(run["iopub"]) > BACKLOG  # so many wait for us: we are behind
-            shown: list[str] = []
-            async for batch in link.iopub_batches():
-                for msg in batch:
-                    if msg["parent_header"].get("msg_id") != cell:
-                        continue
-                    if msg["msg_type"] == "stream":
-                        shown.append(msg["content"]["text"])
-                    elif (
-                        msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
-                    ):
-                        return shown
-            raise AssertionError("IOPub ended")
+            return await printed_by(link.iopub_batches(), cell)
         finally:
             await link.close(shutdown=False)
 
     shown = asyncio.run(main())
     lines = [int(line) for line in "".join(shown).splitlines()]
-    told = [
-        re.fullmatch(r"… ([\d,]+) lines not shown: this mirror could not keep up", n)
-        for n in notices
-    ]
-    assert all(told), notices
-    dropped = sum(int(m.group(1).replace(",", "")) for m in told if m)
-    assert dropped > 0, notices
+    dropped = lines_counted(notices)
     print(f"shedding: {len(lines):,} lines shown + {dropped:,} counted of {LINES:,}")
     assert lines == sorted(set(lines)) and len(lines) + dropped == LINES

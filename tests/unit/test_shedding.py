@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from jupyter_client.session import Session
+from shedding_support import SHED
 
 from ipymirror.transports.shedding import MAX_OPEN, Shedder
 
@@ -45,7 +45,7 @@ def told(s: Shedder) -> int:
     notice = s.notice()
     if notice is None:
         return 0
-    found = re.fullmatch(r"… ([\d,]+) lines not shown: this mirror could not keep up", notice)
+    found = SHED.fullmatch(notice)
     assert found, notice
     return int(found.group(1).replace(",", ""))
 
