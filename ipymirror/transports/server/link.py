@@ -17,6 +17,10 @@ through it unchanged.  Rules it keeps:
   turns them into the same events as on ZMQ.
 * Nothing is dropped on our side (the websocket is TCP); a frame that does not
   parse is counted in ``malformed``, reported once, and dropped.
+* Connected means IOPub flows: the server subscribes to the kernel's IOPub only
+  after the websocket's handshake, and does not check that it did when the
+  kernel is busy, so a peer's cell run meanwhile would never reach us.  After
+  opening, we probe until an IOPub message arrives (:meth:`_iopub_flows`).
 * Liveness (``is_beating``): the websocket is open and the REST API does not say
   the kernel is missing or dead (asked every ``POLL`` seconds; a check that fails
   otherwise changes nothing).
@@ -49,6 +53,7 @@ PING = 10.0  # seconds between our websocket pings (a dead connection is noticed
 MAX_FRAME = 256 * 1024 * 1024  # bytes of one websocket message (big images are fine)
 MAX_SENT_IDS = 4096
 MAX_RUNNING = 64  # cells tracked as running (for the resync after a reconnect)
+FLOWS_WITHIN = 10.0  # seconds we probe, at most, for IOPub to flow on a new websocket
 
 Message = dict[str, Any]
 
@@ -102,6 +107,7 @@ class ServerLink(KernelInfo):
         self._name = ""
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._connected = asyncio.Event()
+        self._iopub_seen = asyncio.Event()  # an IOPub frame came on this websocket
         self._iopub: asyncio.Queue[Message] = asyncio.Queue()
         self._outbox: deque[tuple[str, Message]] = deque()
         self._wake = asyncio.Event()
@@ -114,6 +120,7 @@ class ServerLink(KernelInfo):
         self._closing = False
         self._keep_running = False
         self._tasks: list[asyncio.Task[Any]] = []
+        self._resyncing: asyncio.Task[None] | None = None
 
     # -- construction ------------------------------------------------------
     @classmethod
@@ -174,6 +181,7 @@ class ServerLink(KernelInfo):
                 f"kernel did not answer within {timeout:g} s: {self.where}",
                 ExitStatus.UNREACHABLE,
             ) from None
+        await self._iopub_flows(min(timeout, FLOWS_WITHIN))
         self.kernel_info = reply.get("content") or {}
         session = reply["header"].get("session")
         self.kernel_session = (
@@ -217,6 +225,7 @@ class ServerLink(KernelInfo):
                 ExitStatus.SERVER_UNREACHABLE,
             ) from None
         self._ws = ws
+        self._iopub_seen.clear()
         self.protocol = ws.protocol  # None: the server speaks the legacy framing
         self._connected.set()
         self._wake.set()
@@ -285,6 +294,7 @@ class ServerLink(KernelInfo):
                 self.on_malformed(str(exc))
             return
         if channel == "iopub":
+            self._iopub_seen.set()
             if not self._server_nudge(msg):
                 self._track(msg)
                 self._queue(msg)
@@ -336,10 +346,33 @@ class ServerLink(KernelInfo):
         elif state == "idle":
             self._running.pop(cell, None)
 
-    async def _resync(self) -> None:
-        """After a reconnect: once the kernel's shell answers, every cell that was running
+    async def _iopub_flows(self, within: float) -> bool:
+        """Probe (on control: answered mid-cell too) until an IOPub message arrives;
+        the probe's own busy/idle is one.  False if none came ``within`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline, wait = loop.time() + within, 0.25
+        while not self._iopub_seen.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            self.probe()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._iopub_seen.wait(), min(wait, left))
+            wait = min(wait * 2, 2.0)
+        return True
+
+    async def _resync(self, lost: float) -> None:
+        """After a reconnect: say so once IOPub flows again (what a peer runs from then
+        on is shown).  Then, once the kernel's shell answers, every cell that was running
         before the drop has ended, and an idle we missed is written in its place (marked
         ``metadata.ipymirror = "reconnect"``), so no one's cell stays "running" for ever."""
+        loop = asyncio.get_running_loop()
+        flowing = await self._iopub_flows(FLOWS_WITHIN)
+        self._notice(
+            f"reconnected after {loop.time() - lost:.1f} s; output broadcast meanwhile "
+            "may be missing (the server replays it only when no other client was connected)"
+            + ("" if flowing else "; no output of the kernel's has reached us since")
+        )
         try:
             await self.request(self._send("kernel_info_request", {}), None)
         except asyncio.CancelledError:
@@ -369,12 +402,10 @@ class ServerLink(KernelInfo):
                     self._notice("the kernel is gone from the server (it was shut down)")
                     return
             else:
-                self._tasks.append(asyncio.ensure_future(self._resync()))
-                self._notice(
-                    f"reconnected after {loop.time() - lost:.1f} s; output broadcast meanwhile "
-                    "may be missing (the server replays it only when no other client was "
-                    "connected)"
-                )
+                if self._resyncing is not None:  # it dropped again meanwhile: this one tells
+                    self._resyncing.cancel()
+                self._resyncing = asyncio.ensure_future(self._resync(lost))
+                self._tasks.append(self._resyncing)
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
