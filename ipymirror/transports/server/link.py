@@ -40,39 +40,20 @@ from jupyter_client.session import Session, new_id
 from ipymirror.errors import ExitStatus, MirrorError
 from ipymirror.transports.base import KernelInfo
 from ipymirror.transports.server.choose import resolve
-from ipymirror.transports.server.framing import SUBPROTOCOL, FrameError, decode, encode
-from ipymirror.transports.server.rest import ServerAPI
+from ipymirror.transports.server.framing import FrameError, decode, encode
+from ipymirror.transports.server.rest import ServerAPI, ServerKernel
 from ipymirror.transports.server.urls import ServerTarget, kernel_url
 from ipymirror.transports.shedding import BACKLOG, Shedder
 
-__all__ = ["ServerKernel", "ServerLink"]
+__all__ = ["ServerLink"]
 
 BATCH = 512  # IOPub messages handed on per wake-up, at most
 POLL = 2.0  # seconds between REST liveness checks
-PING = 10.0  # seconds between our websocket pings (a dead connection is noticed)
-MAX_FRAME = 256 * 1024 * 1024  # bytes of one websocket message (big images are fine)
 MAX_SENT_IDS = 4096
 MAX_RUNNING = 64  # cells tracked as running (for the resync after a reconnect)
 FLOWS_WITHIN = 10.0  # seconds we probe, at most, for IOPub to flow on a new websocket
 
 Message = dict[str, Any]
-
-
-class ServerKernel:
-    """What ``manager`` is for a kernel this process started on a server."""
-
-    def __init__(self, api: ServerAPI, kernel_id: str, kernel_name: str) -> None:
-        self.api, self.kernel_id, self.kernel_name = api, kernel_id, kernel_name
-
-    async def is_alive(self) -> bool:
-        try:
-            model = await self.api.kernel(self.kernel_id)
-        except MirrorError:
-            return False
-        return model.get("execution_state") != "dead"
-
-    async def shutdown_kernel(self) -> None:
-        await self.api.shutdown(self.kernel_id)
 
 
 class ServerLink(KernelInfo):
@@ -191,39 +172,7 @@ class ServerLink(KernelInfo):
         self.state_at_connect = "busy" if state == "busy" else "idle"
 
     async def _open(self) -> None:
-        url = self.api.channels_url(self.kernel_id, self.session_id)
-        try:
-            ws = await self.api.http.ws_connect(
-                url,
-                protocols=(SUBPROTOCOL,),
-                heartbeat=PING,
-                max_msg_size=MAX_FRAME,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-            )
-        except aiohttp.WSServerHandshakeError as exc:
-            if exc.status == 404:
-                raise MirrorError(
-                    f"not found on {self.api.base}: kernel {self.kernel_id}", ExitStatus.NOT_FOUND
-                ) from None
-            if exc.status in (401, 403):
-                raise MirrorError(
-                    f"the server refused the kernel's websocket (HTTP {exc.status})",
-                    ExitStatus.FORBIDDEN,
-                ) from None
-            raise MirrorError(
-                f"the server refused the kernel's websocket (HTTP {exc.status} {exc.message})",
-                ExitStatus.NOT_JUPYTER,
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise MirrorError(
-                f"cannot reach the Jupyter server at {self.api.base}: {exc.os_error}",
-                ExitStatus.SERVER_UNREACHABLE,
-            ) from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise MirrorError(
-                f"the kernel's websocket on {self.api.base} failed: {type(exc).__name__}",
-                ExitStatus.SERVER_UNREACHABLE,
-            ) from None
+        ws = await self.api.open_channels(self.kernel_id, self.session_id)
         self._ws = ws
         self._iopub_seen.clear()
         self.protocol = ws.protocol  # None: the server speaks the legacy framing

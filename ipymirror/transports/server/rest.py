@@ -1,4 +1,4 @@
-"""A Jupyter Server's REST API: sessions and kernels, with errors in one line each.
+"""A Jupyter Server over HTTP: its REST API and the kernel's websocket, errors in one line each.
 
 The token goes in the ``Authorization`` header only (never in a URL that could
 be logged, never in a message).  ``https`` is checked against the system's
@@ -28,11 +28,14 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from ipymirror.errors import ExitStatus, MirrorError
+from ipymirror.transports.server.framing import SUBPROTOCOL
 from ipymirror.transports.server.urls import ServerTarget
 
-__all__ = ["ServerAPI", "find_token", "nodelay_socket"]
+__all__ = ["ServerAPI", "ServerKernel", "find_token", "nodelay_socket"]
 
 TOKEN_ENV = ("JUPYTER_TOKEN", "JUPYTERHUB_API_TOKEN")
+PING = 10.0  # seconds between our websocket pings (a dead connection is noticed)
+MAX_FRAME = 256 * 1024 * 1024  # bytes of one websocket message (big images are fine)
 
 
 def find_token(
@@ -246,12 +249,67 @@ class ServerAPI:
     async def shutdown(self, kernel_id: str) -> None:
         await self.call("DELETE", f"api/kernels/{quote(kernel_id)}", what="shutdown")
 
+    async def open_channels(
+        self, kernel_id: str, session_id: str
+    ) -> aiohttp.ClientWebSocketResponse:
+        """The kernel's websocket (every channel on one), for ``session_id``."""
+        url = self.channels_url(kernel_id, session_id)
+        try:
+            return await self.http.ws_connect(
+                url,
+                protocols=(SUBPROTOCOL,),
+                heartbeat=PING,
+                max_msg_size=MAX_FRAME,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 404:
+                raise MirrorError(
+                    f"not found on {self.base}: kernel {kernel_id}", ExitStatus.NOT_FOUND
+                ) from None
+            if exc.status in (401, 403):
+                raise MirrorError(
+                    f"the server refused the kernel's websocket (HTTP {exc.status})",
+                    ExitStatus.FORBIDDEN,
+                ) from None
+            raise MirrorError(
+                f"the server refused the kernel's websocket (HTTP {exc.status} {exc.message})",
+                ExitStatus.NOT_JUPYTER,
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise MirrorError(
+                f"cannot reach the Jupyter server at {self.base}: {exc.os_error}",
+                ExitStatus.SERVER_UNREACHABLE,
+            ) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise MirrorError(
+                f"the kernel's websocket on {self.base} failed: {type(exc).__name__}",
+                ExitStatus.SERVER_UNREACHABLE,
+            ) from None
+
     def channels_url(self, kernel_id: str, session_id: str) -> str:
         ws = "wss" if self.base.startswith("https") else "ws"
         return (
             f"{ws}{self.base[self.base.index(':') :]}api/kernels/{quote(kernel_id)}/channels"
             f"?session_id={quote(session_id)}"
         )
+
+
+class ServerKernel:
+    """What ``manager`` is for a kernel this process started on a server."""
+
+    def __init__(self, api: ServerAPI, kernel_id: str, kernel_name: str) -> None:
+        self.api, self.kernel_id, self.kernel_name = api, kernel_id, kernel_name
+
+    async def is_alive(self) -> bool:
+        try:
+            model = await self.api.kernel(self.kernel_id)
+        except MirrorError:
+            return False
+        return model.get("execution_state") != "dead"
+
+    async def shutdown_kernel(self) -> None:
+        await self.api.shutdown(self.kernel_id)
 
 
 def _reason(text: str) -> str:
