@@ -20,6 +20,9 @@ synthetic events to feed.  Rules:
   and any client asks it (a server's nudge; every mirror's heartbeat probes a
   kernel claimed to be shutting down).  Taken as "it speaks on", one answer let
   a real shutdown be told as "gone, no heartbeat", ten seconds late and unnamed.
+  Nor does output in such a request's cell, or of no request: a kernel that dies
+  while answering one prints its last words there (ipykernel: "Task was destroyed
+  but it is pending!").
 * A :class:`KernelBack` from a kernel of another session is a restart:
   :class:`KernelRestarted` first, then the :class:`KernelBack`.
 * An edge that restarts the kernel itself (ipymirror restarting the kernel it
@@ -32,6 +35,8 @@ synthetic events to feed.  Rules:
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 from ipymirror.core.events import (
     KERNEL,
@@ -46,6 +51,8 @@ from ipymirror.core.events import (
 
 __all__ = ["Lifecycle"]
 
+MAX_PROBES = 64  # kernel_info requests remembered (their cells' output is last words)
+
 
 class Lifecycle:
     def __init__(self) -> None:
@@ -53,6 +60,7 @@ class Lifecycle:
         self._claim: KernelRestart | None = None  # the last shutdown_reply, not yet kept
         self._count = 0  # the last execution count seen
         self._told = False  # the server said it restarted the kernel: the next one is that
+        self._probes: deque[str] = deque(maxlen=MAX_PROBES)  # cells of kernel_info requests
 
     def before(self, session: str, ev: Event | None) -> list[Event]:
         """Synthetic events to feed before ``ev``, the event of a message whose
@@ -68,9 +76,12 @@ class Lifecycle:
             self._claim is not None
             and ev is not None
             and ev.cell != self._claim.cell
-            and not _answers_kernel_info(ev)
+            and not self._last_words(ev)
         ):
             self._claim = None  # the old kernel speaks on: the claim was not kept
+        probe = isinstance(ev, Status) and ev.request == "kernel_info_request"
+        if probe and ev is not None and ev.cell and ev.cell not in self._probes:
+            self._probes.append(ev.cell)
         if isinstance(ev, KernelRestart):
             self._claim = ev
             self._told = self._told or ev.reason == "died"
@@ -94,6 +105,13 @@ class Lifecycle:
             self._claim = ev
         return [ev]
 
+    def _last_words(self, ev: Event) -> bool:
+        """The busy/idle around a ``kernel_info`` answer, output in its cell, or
+        output of no request at all: no sign of a kernel going on."""
+        if isinstance(ev, Status) and ev.request == "kernel_info_request":
+            return True
+        return not ev.cell or ev.cell in self._probes
+
     def _new_kernel_without_session(self, ev: Event | None) -> bool:
         if isinstance(ev, Status):
             return ev.state == "starting"
@@ -111,8 +129,3 @@ class Lifecycle:
         if claim is not None and claim.restart:
             return KernelRestarted(claim.peer, claim.cell, session, told)
         return KernelRestarted(KERNEL, "", session, told)
-
-
-def _answers_kernel_info(ev: Event) -> bool:
-    """The busy/idle around a ``kernel_info`` answer: no sign of a kernel going on."""
-    return isinstance(ev, Status) and ev.request == "kernel_info_request"

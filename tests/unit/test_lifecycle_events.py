@@ -155,6 +155,29 @@ def test_kernel_info_answered_after_a_real_shutdown_reply_keeps_the_claim():
     assert [ev.for_good for ev in gone] == [False]
 
 
+def test_a_kernel_dying_while_it_answers_kernel_info_keeps_the_claim():
+    """ipykernel, shut down while a mirror's probe was in flight, prints its last words
+    on stderr in the probe's cell, or in none ("Task was destroyed but it is pending!"):
+    seen under load as a real shutdown told "gone (no heartbeat)", unnamed. Output of a
+    cell no probe made still means the kernel goes on."""
+    claim = msg("shutdown_reply", {"restart": False}, cell="s1", request="shutdown_request")
+    probe = msg(
+        "status", {"execution_state": "busy"}, peer=MGR, cell="n1", request="kernel_info_request"
+    )
+    for where, for_good in (("n1", True), ("", True), ("c9", False)):
+        p = Pipeline(Renderer(color=False))
+        gone = []
+        p.listeners.append(lambda ev, g=gone: g.append(ev) if isinstance(ev, KernelGone) else 0)
+        text_of(p, cell("x = 1", 3), [idle()])
+        stderr = {"name": "stderr", "text": "Task was destroyed but it is pending!\n"}
+        last = msg("stream", stderr, peer=MGR, cell=where, request="kernel_info_request")
+        text_of(p, [claim, idle(cell="s1")], [probe, last])
+        p.feed_events([KernelGone(KERNEL, "")])  # the heart stops
+        assert [(ev.for_good, ev.peer) for ev in gone] == [
+            (for_good, BOB if for_good else KERNEL)
+        ], where
+
+
 def test_gone_then_back_from_another_kernel_is_one_restart_notice():
     p = Pipeline(Renderer(color=False))
     p.feed_events([KernelBack(KERNEL, "", "k1")])
