@@ -126,6 +126,9 @@ def _ensure_ir_kernelspec(data_dir: Path) -> None:
     spec.write_text(json.dumps({"argv": argv, "display_name": "R", "language": "R"}))
 
 
+STARTS = 3  # tries to start a kernel whose ports another process took meanwhile
+
+
 @pytest.fixture
 def make_kernel(jupyter_dirs: dict[str, Path]) -> Iterator[Callable[..., KernelManager]]:
     """Factory: ``make_kernel(name="python3", **start_kernel_kwargs)`` starts a
@@ -140,17 +143,27 @@ def make_kernel(jupyter_dirs: dict[str, Path]) -> Iterator[Callable[..., KernelM
             _ensure_bash_kernelspec()
         elif name == "ir":
             _ensure_ir_kernelspec(jupyter_dirs["data"])
-        connection_file = jupyter_dirs["runtime"] / f"kernel-{uuid.uuid4()}.json"
-        km = KernelManager(kernel_name=name, ip="127.0.0.1", connection_file=str(connection_file))
-        km.start_kernel(**kwargs)
-        managers.append(km)
-        client = km.client()
-        client.start_channels()
-        try:
-            client.wait_for_ready(timeout=30)
-        finally:
-            client.stop_channels()
-        return km
+        for attempt in range(STARTS):
+            connection_file = jupyter_dirs["runtime"] / f"kernel-{uuid.uuid4()}.json"
+            km = KernelManager(
+                kernel_name=name, ip="127.0.0.1", connection_file=str(connection_file)
+            )
+            km.start_kernel(**kwargs)
+            managers.append(km)
+            client = km.client()
+            client.start_channels()
+            try:
+                client.wait_for_ready(timeout=30)
+                return km
+            except RuntimeError:
+                # Died at start: jupyter_client picks free ports and the kernel binds
+                # them later, so another process on the machine (a second suite) can
+                # take one in between ("Address already in use"). New kernel, new ports.
+                if km.is_alive() or attempt == STARTS - 1:
+                    raise
+            finally:
+                client.stop_channels()
+        raise AssertionError("unreachable")
 
     yield factory
     for km in reversed(managers):
