@@ -144,11 +144,7 @@ class ServerAPI:
                 f"TLS with {self.target.display} failed: {exc}", ExitStatus.SERVER_UNREACHABLE
             ) from None
         except aiohttp.ClientConnectorError as exc:
-            reason = exc.os_error.strerror or exc.os_error
-            raise MirrorError(
-                f"cannot reach the Jupyter server at {self.target.display}: {reason}",
-                ExitStatus.SERVER_UNREACHABLE,
-            ) from None
+            raise self._unreachable(exc) from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise MirrorError(
                 f"the Jupyter server at {self.target.display} did not answer within "
@@ -161,6 +157,14 @@ class ServerAPI:
                 ExitStatus.SERVER_UNREACHABLE,
             ) from None
         return self._answer(status, ctype, text, what or path)
+
+    def _unreachable(self, exc: aiohttp.ClientConnectorError) -> MirrorError:
+        """Refused, DNS, a dead host: the same line for a REST call and the websocket."""
+        reason = exc.os_error.strerror or exc.os_error
+        return MirrorError(
+            f"cannot reach the Jupyter server at {self.target.display}: {reason}",
+            ExitStatus.SERVER_UNREACHABLE,
+        )
 
     def _answer(self, status: int, ctype: str, text: str, what: str) -> Any:
         if status in (401, 403):
@@ -277,10 +281,7 @@ class ServerAPI:
                 ExitStatus.NOT_JUPYTER,
             ) from None
         except aiohttp.ClientConnectorError as exc:
-            raise MirrorError(
-                f"cannot reach the Jupyter server at {self.base}: {exc.os_error}",
-                ExitStatus.SERVER_UNREACHABLE,
-            ) from None
+            raise self._unreachable(exc) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise MirrorError(
                 f"the kernel's websocket on {self.base} failed: {type(exc).__name__}",
