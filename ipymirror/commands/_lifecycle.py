@@ -33,6 +33,7 @@ from ipymirror.terminal.mirror import Mirror
 from ipymirror.terminal.watch_view import WatchView
 from ipymirror.terminal.writer import TerminalWriter
 from ipymirror.transports.base import KernelTransport
+from ipymirror.transports.own_kernel import DiedAtStart
 from ipymirror.transports.server.urls import is_server_url
 from ipymirror.transports.zmq import KernelLink, default_username, resolve_connection_file
 
@@ -115,12 +116,22 @@ async def connected(
 
     ``passive`` (watch, record, share): join only, no stdin or control channel,
     never shut the kernel down; ``role`` names such a tool (:func:`open_link`).
-    A kernel this process started is shut down on close.  Every transport is
-    lossless: a broadcast is never dropped on our side.
+    A kernel this process started is shut down on close, and started once more,
+    on new ports, if it died at start because something took one of its ports
+    (:mod:`~ipymirror.transports.own_kernel`).  Every transport is lossless: a
+    broadcast is never dropped on our side.
     """
     link = await open_link(args, join_only=passive, name=name, role=role)
     try:
-        await link.connect(args.timeout, stdin=not passive, control=not passive)
+        try:
+            await link.connect(args.timeout, stdin=not passive, control=not passive)
+        except DiedAtStart as died:
+            if not died.port_clash:
+                raise
+            # Something took one of its ports before it bound them: new ports, once.
+            await link.close()
+            link = await open_link(args, name=name, role=role)
+            await link.connect(args.timeout)
         yield link
     finally:
         await link.close(shutdown=False if passive else None)

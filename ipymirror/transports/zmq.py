@@ -27,7 +27,7 @@ import getpass
 import json
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import zmq
@@ -39,7 +39,8 @@ from jupyter_core.paths import jupyter_runtime_dir
 from ipymirror.errors import ExitStatus, MirrorError
 from ipymirror.transports.base import KernelInfo
 from ipymirror.transports.fast_decode import deserialize
-from ipymirror.transports.kernel_files import INSTALL_HINTS, remove_if_harmless
+from ipymirror.transports.kernel_files import remove_if_harmless
+from ipymirror.transports.own_kernel import OwnKernel, died_at_start, start_kernel
 from ipymirror.transports.salvage import is_signed, raw_message
 from ipymirror.transports.shedding import BACKLOG, Shedder
 
@@ -101,7 +102,7 @@ class KernelLink(KernelInfo):
         self._early: list[dict[str, Any]] = []  # IOPub read while connecting
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._log: Any = None  # the log file of a kernel we started
+        self._own: OwnKernel | None = None  # the kernel we started, with its log
         self._keep_running = False  # keep_running(): close() leaves it for the others
         self.on_stdin: Callable[[dict[str, Any]], None] | None = None
         #: Called once, on the first message that fails its signature check.
@@ -145,40 +146,12 @@ class KernelLink(KernelInfo):
     @classmethod
     async def start(cls, kernel_name: str, username: str, *, ip: str | None = None) -> KernelLink:
         """Start a kernel of ``kernel_name`` whose connection file peers can join."""
-        from jupyter_client.kernelspec import NoSuchKernel
-        from jupyter_client.manager import AsyncKernelManager
-
-        runtime = jupyter_runtime_dir()
-        os.makedirs(runtime, exist_ok=True)
-        manager = AsyncKernelManager(kernel_name=kernel_name, **({"ip": ip} if ip else {}))
-        manager.connection_file = os.path.join(runtime, f"kernel-{os.getpid()}-ipymirror.json")
-        manager.shutdown_wait_time = 3.0
-        # The kernel's own stdout/stderr would scribble over the prompt: keep it in a
-        # log, open as long as we are (a restart launches with the same arguments).
-        log_path = manager.connection_file[: -len(".json")] + ".log"
-        log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
-        try:
-            # independent: its own session, and no parent poller, so that the kernel
-            # can outlive us when you leave it running for the others (Ctrl-D, "n").
-            await manager.start_kernel(stdout=log, stderr=log, independent=True)
-        except NoSuchKernel:
-            log.close()
-            remove_if_harmless(log_path)
-            hint = INSTALL_HINTS.get(kernel_name, "see `jupyter kernelspec list`")
-            raise MirrorError(
-                f"no such kernelspec: {kernel_name!r} ({hint})", ExitStatus.KERNELSPEC
-            ) from None
-        except (OSError, RuntimeError) as exc:
-            log.close()
-            raise MirrorError(
-                f"kernel {kernel_name!r} failed to start: {exc} (log: {log_path})",
-                ExitStatus.KERNELSPEC,
-            ) from None
-        client = manager.client()
+        own = await start_kernel(kernel_name, ip=ip)
+        client = own.manager.client()
         client.session.session = new_id()  # our own identity, not the manager's
         client.session.username = username
-        link = cls(client, manager, manager.connection_file)
-        link._log = log
+        link = cls(client, own.manager, own.manager.connection_file)
+        link._own = own
         return link
 
     # -- lifecycle ---------------------------------------------------------
@@ -190,7 +163,7 @@ class KernelLink(KernelInfo):
         if stdin:
             self._tasks.append(asyncio.ensure_future(self._route(self.client.stdin_channel)))
         try:
-            reply = await self.request(self.client.kernel_info(), timeout)
+            reply = await self._unless_it_dies(self.request(self.client.kernel_info(), timeout))
         except TimeoutError:
             # A kernel whose heartbeat answers but whose shell ignores us drops
             # our requests: their signature is wrong, so our key is.
@@ -210,6 +183,19 @@ class KernelLink(KernelInfo):
         # The shell answered, so no cell was running on it just now.
         self.state_at_connect = "idle"
         await self._await_iopub(timeout)
+
+    async def _unless_it_dies(self, reply: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+        """Await ``reply``; if the kernel we started exits first, raise how it ended."""
+        if self._own is None:
+            return await reply
+        answer = asyncio.ensure_future(reply)
+        death = asyncio.ensure_future(died_at_start(self._own))
+        await asyncio.wait([answer, death], return_when=asyncio.FIRST_COMPLETED)
+        if answer.done():
+            death.cancel()
+            return answer.result()
+        answer.cancel()
+        raise death.result()
 
     async def _await_iopub(self, timeout: float) -> None:
         """Return once IOPub delivers: until the kernel has our subscription, its
@@ -248,10 +234,10 @@ class KernelLink(KernelInfo):
             # you) rejoin, so the manager must not remove it when it is collected.
             self.manager._connection_file_written = False
         self.client.stop_channels()
-        if self._log is not None:
-            self._log.close()
+        if self._own is not None:
+            self._own.log.close()
             if shutdown:  # the kernel is gone: a log with nothing to say goes too
-                remove_if_harmless(self._log.name)
+                remove_if_harmless(self._own.log.name)
 
     def keep_running(self) -> None:
         """Leave a kernel we started running when we close (others still use it)."""

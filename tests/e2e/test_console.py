@@ -21,7 +21,15 @@ from pathlib import Path
 import pytest
 from jupyter_client import BlockingKernelClient
 from jupyter_client.session import new_id
-from terminal import ENTER, REPO_ROOT, Terminal, _descendants, _wait_pids, default_env
+from terminal import (
+    ENTER,
+    REPO_ROOT,
+    Terminal,
+    _descendants,
+    _wait_pids,
+    at_empty_prompt,
+    default_env,
+)
 
 PROMPT = re.compile(r"^In \[(\d+)\]:( |$)")  # rows are right-stripped
 OUT = r"Out\[\d+\]: "
@@ -38,10 +46,6 @@ def env_for(cpr: bool = True) -> dict[str, str]:
 
 def at_prompt(term: Terminal) -> bool:
     return PROMPT.match(term.cursor_line()) is not None
-
-
-def at_empty_prompt(term: Terminal) -> bool:
-    return re.fullmatch(r"In \[\d+\]:", term.cursor_line()) is not None
 
 
 def open_console(terminal, ipymirror_argv, km, *, name: str = "me", cpr: bool = True, **kw):

@@ -15,7 +15,7 @@ import subprocess
 
 from PIL import Image
 from recording_support import cell_messages, write_recording
-from terminal import REPO_ROOT, Terminal, default_env
+from terminal import REPO_ROOT, Terminal, at_empty_prompt, default_env
 
 from ipymirror.core.images import cell_geometry
 from ipymirror.terminal.images import fit
@@ -37,10 +37,6 @@ PROMPT = re.compile(r"^In \[(\d+)\]:( |$)")
 def env_for() -> dict[str, str]:
     """The repo importable; cursor position reports answered (by pyte)."""
     return default_env(PYTHONPATH=str(REPO_ROOT), PROMPT_TOOLKIT_NO_CPR=None)
-
-
-def at_empty_prompt(term: Terminal) -> bool:
-    return re.fullmatch(r"In \[\d+\]:", term.cursor_line()) is not None
 
 
 def open_console(terminal, ipymirror_argv, km, **kw) -> Terminal:

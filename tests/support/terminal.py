@@ -38,6 +38,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ENTER = "\r"  # what a terminal sends for the Enter/Return key (not "\n")
 
 
+def at_empty_prompt(term: Terminal) -> bool:
+    """The console waits for input: the cursor is on an empty ``In [n]:`` line."""
+    return re.fullmatch(r"In \[\d+\]:", term.cursor_line()) is not None
+
+
 def ipymirror_argv(*args: str) -> list[str]:
     """The command line that runs the ipymirror CLI with this interpreter."""
     return [sys.executable, "-m", "ipymirror", *args]
