@@ -658,18 +658,22 @@ def _free(port: int) -> bool:
     return True
 
 
-@pytest.mark.parametrize("taken", [0, 1])
-def test_share_on_a_port_in_use_is_a_one_line_error(kernel, tmp_path, taken):
-    with socket.socket() as s:  # hold port P+taken; P itself comes from the OS
-        s.bind(("127.0.0.1", 0))
+def _held(taken: int) -> tuple[socket.socket, int]:
+    """A socket listening on port P+taken, with P free (for P+1 to be the one refused)."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))  # P+taken comes from the OS
         s.listen()
         port = s.getsockname()[1] - taken
-        while taken and not _free(port):  # P must be free for P+1 to be the one refused
-            s.close()
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            s.listen()
-            port = s.getsockname()[1] - taken
+        if not taken or _free(port):
+            return s, port
+        s.close()  # a port the other suite on the machine holds: another
+
+
+@pytest.mark.parametrize("taken", [0, 1])
+def test_share_on_a_port_in_use_is_a_one_line_error(kernel, tmp_path, taken):
+    held, port = _held(taken)
+    with held:
         proc = subprocess.run(
             [
                 sys.executable,
