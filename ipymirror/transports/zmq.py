@@ -190,11 +190,14 @@ class KernelLink(KernelInfo):
             return await reply
         answer = asyncio.ensure_future(reply)
         death = asyncio.ensure_future(died_at_start(self._own))
-        await asyncio.wait([answer, death], return_when=asyncio.FIRST_COMPLETED)
-        if answer.done():
-            death.cancel()
+        try:
+            await asyncio.wait([answer, death], return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when we are cancelled (Ctrl-C while connecting)
+            for task in (answer, death):
+                if not task.done():
+                    task.cancel()
+        if answer.done() and not answer.cancelled():
             return answer.result()
-        answer.cancel()
         raise death.result()
 
     async def _await_iopub(self, timeout: float) -> None:
