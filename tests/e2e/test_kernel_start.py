@@ -43,6 +43,7 @@ def test_a_kernel_that_loses_the_port_race_is_started_again_on_new_ports(
     assert marker.exists()  # the first start did clash...
     logs = [p.read_text() for p in jupyter_dirs["runtime"].glob("*.log")]
     assert any("Address already in use" in log for log in logs), logs  # ...for real
+    term.wait_for(at_empty_prompt)  # a Ctrl-D typed before the next prompt is not read as one
     term.ctrl("d")
     assert term.wait_exit(timeout=20) == 0
 
