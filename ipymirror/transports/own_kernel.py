@@ -83,15 +83,14 @@ async def start_kernel(kernel_name: str, *, ip: str | None = None) -> OwnKernel:
 async def died_at_start(kernel: OwnKernel) -> DiedAtStart:
     """Wait until the kernel's process exits; the error that tells it."""
     status = await kernel.manager.provisioner.wait()
-    kernel.log.flush()
-    try:
+    try:  # the kernel wrote it through its own descriptor: ours holds nothing unflushed
         with open(kernel.log.name, "rb") as f:
             f.seek(kernel.since)
             said = f.read().decode("utf-8", "replace")
     except OSError:
         said = ""
     lines = [line.strip() for line in said.splitlines() if line.strip()]
-    how = f"status {status}" if status is None or status >= 0 else f"signal {-status}"
+    how = f"signal {-status}" if status is not None and status < 0 else f"status {status}"
     said_last = f"{lines[-1][:LAST_WORDS]!r} (log: {kernel.log.name})" if lines else "no output"
     return DiedAtStart(
         f"kernel {kernel.manager.kernel_name!r} exited at start ({how}): {said_last}",
